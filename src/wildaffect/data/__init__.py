@@ -1,0 +1,1 @@
+"""Datasets: ABAW annotation parsing, feature caches, clip datasets, synthetic data."""

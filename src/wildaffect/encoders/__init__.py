@@ -1,0 +1,1 @@
+"""Frame and audio encoders: foundation models through transformers, and offline encoders."""

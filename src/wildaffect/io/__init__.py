@@ -1,0 +1,1 @@
+"""Media decoding with timestamps, and writers (CSV tables, ABAW submissions)."""

@@ -1,0 +1,1 @@
+"""Model architectures: HGA, AG-SSM, heads, baselines and the preset registry."""
