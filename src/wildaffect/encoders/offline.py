@@ -1,0 +1,45 @@
+"""Registers the weight-free encoders, the toolkit's CPU default (no downloaded weights).
+
+Unlike the transformers encoders these are not ``nn.Module`` s: they turn arrays into
+float32 features with numpy / OpenCV / openSMILE, deterministically, and have nothing to
+train. Both expose ``modality``, ``encode(...)`` and their output width (``token_dim`` /
+``feature_dim``).
+
+* ``mediapipe-regions`` (visual): :class:`~wildaffect.encoders.offline_visual.OfflineVisualEncoder`,
+  one token per facial region (+ a global token) from the 68 landmarks, the 52 blendshapes,
+  the head pose and HOG of the aligned crop.
+* ``logmel-egemaps`` (audio): :class:`~wildaffect.encoders.offline_audio.OfflineAudioEncoder`,
+  log-mel + eGeMAPS LLDs (+ deltas) on WavLM's 20 ms frames.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wildaffect.encoders.registry import register_encoder
+
+
+@register_encoder(
+    "mediapipe-regions",
+    "visual",
+    hub_id=None,
+    description="weight-free region tokens: 68-point geometry, AU distances, blendshapes, "
+    "HOG of the aligned crop, head pose (CPU default)",
+)
+def build_mediapipe_regions(**kwargs: Any):
+    from wildaffect.encoders.offline_visual import OfflineVisualEncoder
+
+    return OfflineVisualEncoder(**kwargs)
+
+
+@register_encoder(
+    "logmel-egemaps",
+    "audio",
+    hub_id=None,
+    description="weight-free 20 ms audio features: log-mel + eGeMAPS v02 LLDs + deltas, "
+    "framed like WavLM (CPU default)",
+)
+def build_logmel_egemaps(**kwargs: Any):
+    from wildaffect.encoders.offline_audio import OfflineAudioEncoder
+
+    return OfflineAudioEncoder(**kwargs)
