@@ -40,6 +40,9 @@ def _root(
 
 def _register_commands() -> None:
     """One line per command group; the groups' modules import nothing heavy at top level."""
+    from wildaffect.commands import download
+
+    app.command("download")(download.download)
 
 
 _register_commands()

@@ -17,21 +17,16 @@ from wildaffect.errors import WildaffectError
 
 MODALITIES = ("visual", "audio")
 
-# Modules whose import registers encoders. ``offline`` is written in parallel by another
-# engineer and may not exist yet: only a missing module itself is skipped silently.
+# Modules whose import registers encoders. The offline (weight-free) ones are written in
+# parallel and may not exist yet: only a missing module itself is skipped silently.
 _ENCODER_MODULES = (
     "wildaffect.encoders.visual",
     "wildaffect.encoders.audio",
     "wildaffect.encoders.offline",
+    "wildaffect.encoders.offline_visual",
+    "wildaffect.encoders.offline_audio",
 )
-_OPTIONAL_MODULES = frozenset(
-    {
-        "wildaffect.encoders.offline",
-        # TEMPORARY until visual.py / audio.py land (same session); then only offline.
-        "wildaffect.encoders.visual",
-        "wildaffect.encoders.audio",
-    }
-)
+_OPTIONAL_MODULES = frozenset(_ENCODER_MODULES[2:])
 
 
 @dataclass(frozen=True)

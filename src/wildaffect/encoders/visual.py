@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from wildaffect.encoders.registry import register_encoder
-from wildaffect.encoders.weights import resolve_weights
+from wildaffect.encoders.weights import load_backbone
 from wildaffect.errors import WildaffectError
 
 IMAGE_SIZE = 224
@@ -168,30 +168,6 @@ class ConvNextEncoder(VisualEncoder):
         out = self.backbone(pixel_values=pixel_values)
         grid = out.last_hidden_state.permute(0, 2, 3, 1)  # (B, C, h, w) -> (B, h, w, C)
         return VisualOutput(patch_grid=grid, cls=out.pooler_output)
-
-
-def load_backbone(
-    model_cls: Any,
-    config_cls: Any,
-    *,
-    real: dict[str, Any],
-    tiny_overrides: dict[str, Any],
-    hub_id: str | None,
-    encoder_name: str,
-    pretrained: bool,
-    weights: str | Path | None,
-    tiny: bool,
-    config_overrides: dict[str, Any] | None,
-    model_kwargs: dict[str, Any] | None = None,
-) -> nn.Module:
-    """One transformers model: from resolved weights, or from a (real or tiny) config."""
-    overrides = dict(config_overrides or {})
-    model_kwargs = dict(model_kwargs or {})
-    if weights is not None or pretrained:
-        folder = resolve_weights(weights, hub_id, encoder_name=encoder_name)
-        return model_cls.from_pretrained(folder, dtype=torch.float32, **model_kwargs, **overrides)
-    config = config_cls(**{**real, **(tiny_overrides if tiny else {}), **overrides})
-    return model_cls(config, **model_kwargs)
 
 
 def _builder(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from wildaffect.errors import InputError, WildaffectError
 
@@ -122,3 +123,34 @@ def download_weights(hub_id: str, cache_dir: str | Path | None = None) -> Path:
             " (huggingface.co must be reachable) or copy a model folder from another machine"
         ) from None
     return _checked(Path(path))
+
+
+def load_backbone(
+    model_cls: Any,
+    config_cls: Any,
+    *,
+    real: dict[str, Any],
+    tiny_overrides: dict[str, Any],
+    hub_id: str | None,
+    encoder_name: str,
+    pretrained: bool,
+    weights: str | Path | None,
+    tiny: bool,
+    config_overrides: dict[str, Any] | None,
+    model_kwargs: dict[str, Any] | None = None,
+) -> Any:
+    """One transformers model: from resolved weights, or from a (real or tiny) config.
+
+    ``real`` is the architecture of the hub checkpoint (so ``pretrained=False`` builds the true
+    size with random weights), ``tiny_overrides`` shrink it for tests, ``config_overrides`` win
+    over both (and are applied on top of a loaded checkpoint's config too).
+    """
+    import torch
+
+    overrides = dict(config_overrides or {})
+    model_kwargs = dict(model_kwargs or {})
+    if weights is not None or pretrained:
+        folder = resolve_weights(weights, hub_id, encoder_name=encoder_name)
+        return model_cls.from_pretrained(folder, dtype=torch.float32, **model_kwargs, **overrides)
+    config = config_cls(**{**real, **(tiny_overrides if tiny else {}), **overrides})
+    return model_cls(config, **model_kwargs)

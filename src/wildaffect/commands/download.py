@@ -1,0 +1,31 @@
+"""``wildaffect download NAME``: fetch a registered encoder's pretrained weights into the cache.
+
+Run it on a machine with network, then copy the cache (or the printed folder) to machines
+without: every later ``create_encoder(NAME)`` finds the weights there, offline.
+Heavy imports happen inside the function so ``wildaffect --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def download(
+    name: str = typer.Argument(..., help="Registered encoder name, e.g. dinov2-large or wavlm-large."),
+    cache_dir: Optional[Path] = typer.Option(  # noqa: UP045 - typer needs Optional on 3.10
+        None, "--cache-dir", help="Hugging Face hub cache to fill (default: HF_HUB_CACHE / HF_HOME)."
+    ),
+) -> None:
+    """Download the pretrained weights of encoder NAME (a snapshot of its hub repository)."""
+    from wildaffect.encoders.registry import get_spec
+    from wildaffect.encoders.weights import download_weights
+    from wildaffect.errors import WildaffectError
+
+    spec = get_spec(name)
+    if spec.hub_id is None:
+        raise WildaffectError(f"encoder {name!r} uses no pretrained weights: nothing to download")
+    folder = download_weights(spec.hub_id, cache_dir=cache_dir)
+    typer.echo(f"{name}: {spec.hub_id} -> {folder}")
