@@ -376,8 +376,13 @@ class _AudioClock:
 def _resampled(
     path: Path, container: av.container.InputContainer, stream, sample_rate: int, clock: _AudioClock
 ) -> Iterator[np.ndarray]:
-    """Decoded audio as mono float32 pieces at ``sample_rate``, one decoded frame at a time."""
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    """Decoded audio as mono float32 pieces at ``sample_rate``, one decoded frame at a time.
+
+    FFmpeg resamples (keeping the channels, planar float); the channels are then averaged.
+    FFmpeg's own ``layout="mono"`` downmix computes (L + R) * 0.707, i.e. +3 dB on a
+    centred voice, which clips loud speech: the plain mean keeps the level of each channel.
+    """
+    resampler = av.AudioResampler(format="fltp", rate=sample_rate)
     for frame in _decoded(path, container, stream, "audio frame"):
         if frame.time is not None:
             clock.first_s = float(frame.time) if clock.first_s is None else clock.first_s
@@ -385,11 +390,16 @@ def _resampled(
         with _translated(path, "resampling audio"):
             converted = resampler.resample(frame)
         for out in converted:
-            yield out.to_ndarray().reshape(-1)  # packed mono: (1, n) -> (n,)
+            yield _mono(out)
     with _translated(path, "resampling audio"):
         flushed = resampler.resample(None)  # the resampler holds back its filter's tail
     for out in flushed:
-        yield out.to_ndarray().reshape(-1)
+        yield _mono(out)
+
+
+def _mono(frame: av.AudioFrame) -> np.ndarray:
+    planes = frame.to_ndarray()  # (C, n) float32, planar
+    return planes[0] if planes.shape[0] == 1 else planes.mean(axis=0, dtype=np.float32)
 
 
 def _rechunk(pieces: Iterator[np.ndarray], size: int, limit: int | None) -> Iterator[np.ndarray]:
