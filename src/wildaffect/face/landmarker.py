@@ -21,11 +21,14 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from wildaffect.face.model_file import resolve_face_model
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs Python 3.11
 
 N_LANDMARKS_478 = 478
 N_BLENDSHAPES = 52
@@ -50,7 +53,6 @@ BLENDSHAPE_NAMES: tuple[str, ...] = (
 DUPLICATE_IOU = 0.3
 
 Mode = Literal["video", "image"]
-_Self = TypeVar("_Self", bound="FaceLandmarker")
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ class FaceLandmarker:
             self._task.close()
             self._task = None
 
-    def __enter__(self: _Self) -> _Self:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -277,6 +279,11 @@ def _observations(result, image_size: tuple[int, int]) -> list[FaceObservation]:
         blendshapes = np.full(N_BLENDSHAPES, np.nan, dtype=np.float32)
         if index < len(result.face_blendshapes):
             for category in result.face_blendshapes[index]:
+                if BLENDSHAPE_NAMES[category.index] != category.category_name:
+                    raise RuntimeError(
+                        f"unexpected blendshape {category.category_name!r} at index "
+                        f"{category.index}: the model differs from the one BLENDSHAPE_NAMES records"
+                    )
                 blendshapes[category.index] = category.score
         pose = np.full((4, 4), np.nan, dtype=np.float32)
         if index < len(result.facial_transformation_matrixes):

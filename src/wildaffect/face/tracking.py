@@ -7,7 +7,7 @@ ABAW labels belong to one person per video (two-person videos are split into ``_
    in-the-wild video the subject is usually the closest person.
 2. **Follow**: on later frames the target is the face whose box best overlaps (IoU) the last
    known target box; if none overlaps at all (fast motion, a dropped detection), the face whose
-   centre is nearest, within ``max_centre_shift`` box sizes (sqrt of the box area).
+   centre is nearest, within ``max_centre_shift`` (default 1) box sizes (sqrt of the box area).
    Identity follows position, not size: a bigger face walking past does not steal the target.
 3. **Lose / re-acquire**: a frame where no face matches is a frame without the target
    (even if other faces are there). After more than ``max_lost_frames`` such frames in a row
@@ -40,7 +40,7 @@ class FaceTracker:
     """Incremental target-face choice; see the module docstring for the rule."""
 
     def __init__(
-        self, max_lost_frames: int = 15, min_iou: float = 0.0, max_centre_shift: float = 0.5
+        self, max_lost_frames: int = 15, min_iou: float = 0.0, max_centre_shift: float = 1.0
     ):
         self.max_lost_frames = max_lost_frames
         self.min_iou = min_iou
