@@ -25,6 +25,7 @@ eye distance are all zeros. Nothing is normalised across frames: that is the mod
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -242,6 +243,34 @@ def pose_features(pose: np.ndarray) -> np.ndarray:
     roll = np.arctan2(r[:, 1, 0], r[:, 0, 0])
     translation = pose[:, :3, 3] / POSE_TRANSLATION_SCALE
     return np.concatenate([np.stack([yaw, pitch, roll], -1), translation], -1)
+
+
+def region_shape_reference(
+    landmarks68: np.ndarray, indices: Sequence[int]
+) -> tuple[list[float], list[float]]:
+    """Slow per-frame reference for the geometry and measures slots of one region token.
+
+    landmarks68: (68, 2) of ONE frame. Plain-Python face frame (no broadcasting), used by the
+    tests to check the vectorised :meth:`OfflineVisualEncoder.encode`. Returns the region's
+    face-frame coordinates (x0, y0, x1, y1, ...) and its measure values.
+    """
+    pts = [(float(x), float(y)) for x, y in landmarks68]
+    rx = sum(pts[i][0] for i in RIGHT_EYE) / len(RIGHT_EYE)
+    ry = sum(pts[i][1] for i in RIGHT_EYE) / len(RIGHT_EYE)
+    lx = sum(pts[i][0] for i in LEFT_EYE) / len(LEFT_EYE)
+    ly = sum(pts[i][1] for i in LEFT_EYE) / len(LEFT_EYE)
+    ox, oy = (rx + lx) / 2, (ry + ly) / 2
+    iod = math.hypot(lx - rx, ly - ry)
+    theta = math.atan2(ly - ry, lx - rx)
+    c, s = math.cos(theta), math.sin(theta)
+    q = []
+    for x, y in pts:  # rotate by -theta about the eye midpoint, scale by 1 / iod
+        dx, dy = x - ox, y - oy
+        q.append(((c * dx + s * dy) / iod, (-s * dx + c * dy) / iod))
+    coords = [v for i in indices for v in q[i]]
+    q_arr = np.array(q)[None]  # (1, 68, 2)
+    values = [float(m.fn(q_arr)[0]) for m in measures_for_region(indices)]
+    return coords, values
 
 
 def _blendshape_names() -> tuple[str, ...]:
