@@ -88,7 +88,8 @@ def test_group_photo_square_tiles_find_small_faces(shared_data: Path) -> None:
     assert areas == sorted(areas, reverse=True)
     height, width = photo.shape[:2]
     for face in faces:  # mapped back into the full photo
-        assert 0 <= face.bbox[0] < face.bbox[2] <= width and 0 <= face.bbox[1] < face.bbox[3] <= height
+        x0, y0, x1, y1 = face.bbox
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
 
 
 def test_square_tile_origins_cover_the_image() -> None:

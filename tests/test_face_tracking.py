@@ -6,7 +6,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
 from PIL import Image
 
 from wildaffect.face.landmarker import FaceLandmarker, FaceObservation, box_iou
