@@ -34,7 +34,7 @@ def _conv_stack_length(n: int) -> int:
 
 
 def test_wavlm_num_frames_closed_form_matches_the_conv_stack() -> None:
-    for n in list(range(0, 2000)) + [16_000, 16_319, 16_320, 160_000, 1_234_567]:
+    for n in list(range(2000)) + [16_000, 16_319, 16_320, 160_000, 1_234_567]:
         assert wavlm_num_frames(n) == _conv_stack_length(n), n
     assert wavlm_num_frames(AUDIO_SAMPLE_RATE) == 49  # 49 features per second at 16 kHz
     assert wavlm_num_frames(10 * AUDIO_SAMPLE_RATE) == 499
@@ -49,9 +49,15 @@ def test_wavlm_num_frames_matches_a_real_wavlm_model() -> None:
     assert tuple(default.conv_stride) == WAVLM_CONV_STRIDES
     torch.manual_seed(0)
     config = WavLMConfig(
-        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-        num_buckets=16, max_bucket_distance=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        num_buckets=16,
+        max_bucket_distance=50,
     )
     model = WavLMModel(config).eval()
     for n in [400, 719, 720, 16_123]:
@@ -124,7 +130,9 @@ def test_pool_to_frames_matches_the_loop(fps: float) -> None:
     ranges = frame_audio_ranges(np.arange(int(5 * fps)) / fps, len(features))
     pooled = pool_to_frames(features, ranges)  # (T, D)
     assert pooled.shape == (len(ranges), 6) and pooled.dtype == np.float32
-    np.testing.assert_allclose(pooled, pool_to_frames_reference(features, ranges), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        pooled, pool_to_frames_reference(features, ranges), rtol=1e-5, atol=1e-6
+    )
     batched = pool_to_frames(np.stack([features, 2 * features]), ranges)  # (2, T, D)
     np.testing.assert_allclose(batched[1], 2 * pooled, rtol=1e-5, atol=1e-6)
 

@@ -15,7 +15,13 @@ def tree(tmp_path: Path) -> Path:
     """clips/{a.mp4, b.MOV, notes.txt, sub/c.wav, sub/d.jpg, .hidden/e.mp4, ._f.mp4}, empty/."""
     root = tmp_path / "clips"
     for name in [
-        "a.mp4", "b.MOV", "notes.txt", "sub/c.wav", "sub/d.jpg", ".hidden/e.mp4", "._f.mp4",
+        "a.mp4",
+        "b.MOV",
+        "notes.txt",
+        "sub/c.wav",
+        "sub/d.jpg",
+        ".hidden/e.mp4",
+        "._f.mp4",
     ]:
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +63,9 @@ def test_bad_items_are_reported_and_the_rest_collected(tree: Path) -> None:
     assert str(errors[0]).startswith(str(tree / "missing.mp4"))
 
 
-def test_duplicates_removed_in_first_seen_order(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_duplicates_removed_in_first_seen_order(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tree)
     items = [
         "clips/sub/c.wav",
@@ -83,6 +91,9 @@ def test_an_explicit_file_is_kept_whatever_its_extension(tree: Path) -> None:
 def test_real_media_folder(fixtures_dir: Path) -> None:
     files, errors = collect_inputs([fixtures_dir / "media"])
     assert [f.name for f in files] == [
-        "1001_DFA_HAP_XX.flv", "1002_DFA_HAP_XX.mp3", "sbwe5n.mpg", "single_face.jpg",
+        "1001_DFA_HAP_XX.flv",
+        "1002_DFA_HAP_XX.mp3",
+        "sbwe5n.mpg",
+        "single_face.jpg",
     ]
     assert errors == []

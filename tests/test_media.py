@@ -70,7 +70,7 @@ def _write_video(
             else:
                 image = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = int(round(t * 1000)), time_base
+            frame.pts, frame.time_base = round(t * 1000), time_base
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
@@ -317,7 +317,7 @@ def test_truncated_flv_raises_after_the_frames_it_has(tmp_path: Path, media_dir:
     decoded = []
     with pytest.raises(InputError, match="truncated") as info:
         for frame in iter_frames(path):
-            decoded.append(frame)
+            decoded.append(frame)  # noqa: PERF402 (keep what came before the error)
     assert info.value.path == path
     assert 0 < len(decoded) < 56  # what was there is still delivered before the error
     with pytest.raises(InputError, match="truncated"):
@@ -335,7 +335,9 @@ def test_truncated_mp4_without_its_index(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", [CREMA_FLV, GRID_MPG])
-def test_damaged_bytes_never_leak_a_raw_av_error(tmp_path: Path, media_dir: Path, name: str) -> None:
+def test_damaged_bytes_never_leak_a_raw_av_error(
+    tmp_path: Path, media_dir: Path, name: str
+) -> None:
     """Garbage written over the middle of a real clip: decoded (concealed) or InputError."""
     data = bytearray((media_dir / name).read_bytes())
     rng = np.random.default_rng(7)

@@ -18,6 +18,7 @@ feature ``j`` covers samples ``[320 j, 320 j + 400)`` and ``n_samples`` give
 
 from __future__ import annotations
 
+import itertools
 from typing import TypeVar
 
 import numpy as np
@@ -101,10 +102,10 @@ def frame_audio_ranges_reference(
         if i + 1 < len(times):
             t_end = times[i + 1]
         else:
-            durations = [b - a for a, b in zip(times, times[1:])]
+            durations = [b - a for a, b in itertools.pairwise(times)]
             t_end = t + (float(np.median(durations)) if durations else hop_s)
-        start = min(max(int(round(t / hop_s)), 0), n_audio_frames - 1)
-        end = int(round(t_end / hop_s))
+        start = min(max(round(t / hop_s), 0), n_audio_frames - 1)
+        end = round(t_end / hop_s)
         end = min(max(end, start + 1), n_audio_frames)
         ranges.append((start, end))
     return np.asarray(ranges, dtype=np.int64).reshape(-1, 2)
@@ -125,7 +126,7 @@ def frame_sample_windows(
     windows at the edges are shorter (possibly empty when the frame lies outside the audio).
     """
     times = _as_times(frame_times_s) - audio_start_s
-    length = int(round(window_s * sample_rate))
+    length = round(window_s * sample_rate)
     starts = np.rint((times - window_s / 2) * sample_rate).astype(np.int64)
     ends = starts + length
     return np.stack([np.clip(starts, 0, n_samples), np.clip(ends, 0, n_samples)], axis=1)
@@ -161,7 +162,7 @@ def pool_to_frames(features: ArrayT, ranges: np.ndarray) -> ArrayT:
     ends_t = torch.as_tensor(ends, device=features.device)
     starts_t = torch.as_tensor(starts, device=features.device)
     counts_t = torch.as_tensor(counts, device=features.device)
-    pooled = (cumulative.index_select(-2, ends_t) - cumulative.index_select(-2, starts_t))
+    pooled = cumulative.index_select(-2, ends_t) - cumulative.index_select(-2, starts_t)
     return (pooled / counts_t).to(features.dtype)
 
 

@@ -204,7 +204,9 @@ def _stream_start_s(stream: av.stream.Stream) -> float | None:
     return _seconds(stream.start_time, stream.time_base)
 
 
-def _stream_duration_s(stream: av.stream.Stream, container: av.container.InputContainer) -> float | None:
+def _stream_duration_s(
+    stream: av.stream.Stream, container: av.container.InputContainer
+) -> float | None:
     """Declared duration of one stream; the container's when the stream does not say."""
     duration = _seconds(stream.duration, stream.time_base)
     if duration is None and container.duration is not None:
@@ -249,9 +251,10 @@ def probe(path: str | Path) -> MediaInfo:
         if video is not None and _is_image(path, container):
             ctx = video.codec_context
             return MediaInfo(
-                path, "image", ctx and ctx.width, ctx and ctx.height, None, None, 1,
-                True, False, _codec_name(video), None,
-            )
+                path=path, kind="image", width=ctx and ctx.width, height=ctx and ctx.height,
+                fps=None, duration_s=None, n_frames_estimate=1, has_video=True,
+                has_audio=False, video_codec=_codec_name(video), audio_codec=None,
+            )  # fmt: skip
         if video is not None:
             ctx = video.codec_context
             fps = _average_fps(video)
@@ -260,13 +263,16 @@ def probe(path: str | Path) -> MediaInfo:
             if n_frames is None and duration is not None and fps:
                 n_frames = round(duration * fps)
             return MediaInfo(
-                path, "video", ctx and ctx.width, ctx and ctx.height, fps, duration, n_frames,
-                True, audio is not None, _codec_name(video), _codec_name(audio),
-            )
+                path=path, kind="video", width=ctx and ctx.width, height=ctx and ctx.height,
+                fps=fps, duration_s=duration, n_frames_estimate=n_frames, has_video=True,
+                has_audio=audio is not None, video_codec=_codec_name(video),
+                audio_codec=_codec_name(audio),
+            )  # fmt: skip
         return MediaInfo(
-            path, "audio", None, None, None, _stream_duration_s(audio, container), None,
-            False, True, None, _codec_name(audio),
-        )
+            path=path, kind="audio", width=None, height=None, fps=None,
+            duration_s=_stream_duration_s(audio, container), n_frames_estimate=None,
+            has_video=False, has_audio=True, video_codec=None, audio_codec=_codec_name(audio),
+        )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
