@@ -187,3 +187,34 @@ def test_dropout_only_in_training():
     torch.testing.assert_close(module(query, kv), module(query, kv))
     module.train()
     assert not torch.allclose(module(query, kv), module(query, kv))
+
+
+def _nan_prone_sdpa(q, k, v, attn_mask=None, dropout_p=0.0):
+    """Older / CUDA SDPA backends: -inf masking, so rows without keys come out NaN."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def test_empty_rows_are_safe_even_on_a_nan_returning_backend(monkeypatch):
+    """torch 2.13 on CPU already returns 0 for fully masked rows; torch>=2.2 elsewhere may not."""
+    import wildaffect.models.layers.attention as attention
+
+    monkeypatch.setattr(attention.F, "scaled_dot_product_attention", _nan_prone_sdpa)
+    torch.manual_seed(0)
+    module = MultiHeadAttention(8, 8, 8, 2)
+    query = torch.randn(2, 3, 8, requires_grad=True)
+    kv = torch.randn(2, 4, 8, requires_grad=True)
+    mask = torch.rand(2, 3, 4) > 0.3
+    mask[0, 1] = False
+    keys = torch.randn(2, 2, 4, 4)
+    raw = _nan_prone_sdpa(torch.randn(2, 2, 3, 4), keys, keys, attn_mask=mask[:, None])
+    assert torch.isnan(raw[0, :, 1]).all()  # the emulation really is NaN-prone
+    out = module(query, kv, mask)
+    assert torch.isfinite(out).all() and torch.all(out[0, 1] == 0)
+    out.sum().backward()
+    assert torch.isfinite(query.grad).all() and torch.isfinite(kv.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in module.parameters())
+    module.impl = "reference"
+    torch.testing.assert_close(out, module(query, kv, mask), **FP32)

@@ -11,8 +11,9 @@ tensor, ``True`` = this query may attend to this key.
 Two implementations of the same maths, selectable with ``impl``:
 
 - ``"sdpa"`` (default): ``F.scaled_dot_product_attention`` (fused kernels where PyTorch has
-  them). SDPA returns NaN for fully masked rows, so those rows get one key unmasked before
-  the call and their output is zeroed after it.
+  them). Depending on version and backend SDPA returns NaN for fully masked rows (torch 2.13
+  on CPU gives zeros; older releases and some GPU kernels give NaN), so those rows get one
+  key unmasked before the call and their output is zeroed after it, on every backend.
 - ``"reference"``: the explicit ``softmax(Q K^T / sqrt(d)) V`` with :func:`safe_softmax`,
   the oracle that the parity tests compare the fused path against.
 """
