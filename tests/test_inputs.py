@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from wildaffect.errors import InputError
 from wildaffect.io.inputs import collect_inputs
+
+NOBODY = 65534  # uid of the unprivileged user on Linux
 
 
 @pytest.fixture
@@ -86,6 +90,27 @@ def test_duplicates_removed_in_first_seen_order(
 def test_an_explicit_file_is_kept_whatever_its_extension(tree: Path) -> None:
     files, errors = collect_inputs([tree / "clips" / "notes.txt"])
     assert files == [tree / "clips" / "notes.txt"] and errors == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions only")
+def test_a_folder_that_cannot_be_entered_is_an_error() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o755)
+        private = Path(folder) / "private"
+        private.mkdir(mode=0o700)
+        (private / "clip.mp4").write_bytes(b"x")
+        ok = Path(folder) / "ok.mp4"
+        ok.write_bytes(b"x")
+        was_root = os.geteuid() == 0
+        if was_root:
+            os.seteuid(NOBODY)  # root enters anything: look as a normal user
+        try:
+            files, errors = collect_inputs([private / "clip.mp4", private, ok])
+        finally:
+            if was_root:
+                os.seteuid(0)
+    assert files == [ok]
+    assert len(errors) == 2 and all("permission denied" in e.reason.lower() for e in errors)
 
 
 def test_real_media_folder(fixtures_dir: Path) -> None:

@@ -6,9 +6,12 @@ any other exception type, which is how "no raw PyAV exception escapes" is checke
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import wave
 import weakref
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,6 +35,7 @@ CREMA_FLV = "1001_DFA_HAP_XX.flv"
 GRID_MPG = "sbwe5n.mpg"
 CREMA_MP3 = "1002_DFA_HAP_XX.mp3"
 FACE_JPG = "single_face.jpg"
+NOBODY = 65534  # uid of the unprivileged user on Linux
 
 
 @pytest.fixture(scope="module")
@@ -366,20 +370,34 @@ def test_unsupported_codec(tmp_path: Path) -> None:
     assert probe(path).audio_codec is None
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() == 0,
-    reason="root can read a chmod 000 file, so the permission error cannot be produced",
-)
-def test_unreadable_file(tmp_path: Path, media_dir: Path) -> None:
-    path = tmp_path / "locked.flv"
-    path.write_bytes((media_dir / CREMA_FLV).read_bytes())
-    path.chmod(0)
+@contextlib.contextmanager
+def _unprivileged() -> Iterator[None]:
+    """Run the block as a normal user: root reads anything, so drop to nobody for a moment."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.seteuid(NOBODY)
     try:
-        for reader in _all_readers(path):
-            with pytest.raises(InputError, match="permission denied"):
-                reader(path)
+        yield
     finally:
-        path.chmod(0o644)
+        os.seteuid(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid"), reason="POSIX permissions only")
+def test_unreadable_file(media_dir: Path) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o755)  # others may enter the folder but not read the file
+        path = Path(folder) / "locked.flv"
+        path.write_bytes((media_dir / CREMA_FLV).read_bytes())
+        path.chmod(0)
+        hidden = Path(folder) / "private" / "clip.flv"  # inside a folder others cannot enter
+        hidden.parent.mkdir(mode=0o700)
+        hidden.write_bytes(b"x")
+        with _unprivileged():
+            for reader in _all_readers(path):
+                for target in (path, hidden):
+                    with pytest.raises(InputError, match="permission denied"):
+                        reader(target)
 
 
 def test_streams_that_are_absent(media_dir: Path) -> None:

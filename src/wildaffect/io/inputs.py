@@ -8,6 +8,7 @@ This module only looks at names; whether a file really decodes is for :mod:`.med
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -27,7 +28,13 @@ def _is_hidden(path: Path, root: Path) -> bool:
 
 
 def _media_in_folder(folder: Path) -> list[Path]:
-    """Media files anywhere below ``folder``, hidden entries skipped, sorted by path."""
+    """Media files anywhere below ``folder``, hidden entries skipped, sorted by path.
+
+    A folder that cannot be listed raises PermissionError (rglob alone would silently find
+    nothing); unreadable sub-folders deeper down are skipped.
+    """
+    with os.scandir(folder):
+        pass
     found = (
         p
         for p in folder.rglob("*")
@@ -75,29 +82,33 @@ def collect_inputs(items: Sequence[str | Path]) -> tuple[list[Path], list[InputE
     files: list[Path] = []
     errors: list[InputError] = []
     for item in items:
-        text = str(item)
-        path = Path(item)
-        if path.is_file():
-            files.append(path)
-        elif path.is_dir():
-            try:
-                found = _media_in_folder(path)
-            except OSError as exc:
-                errors.append(InputError(path, f"cannot list the folder ({exc.strerror or exc})"))
-                continue
-            if not found:
-                errors.append(
-                    InputError(path, f"folder contains no media files ({_extensions_hint()})")
-                )
-            files.extend(found)
-        elif _is_pattern(text):
-            found = _expand_pattern(text)
-            if not found:
-                errors.append(InputError(path, "pattern matches no media files"))
-            files.extend(found)
-        else:
-            errors.append(InputError(path, "no such file or folder"))
+        try:
+            _collect_one(item, files, errors)
+        except OSError as exc:  # e.g. a parent folder we may not enter
+            errors.append(InputError(item, f"cannot access it ({exc.strerror or exc})"))
     return _unique(files), errors
+
+
+def _collect_one(item: str | Path, files: list[Path], errors: list[InputError]) -> None:
+    """Add the media files of one item to ``files``, or its problem to ``errors``."""
+    text = str(item)
+    path = Path(item)
+    if path.is_file():
+        files.append(path)
+    elif path.is_dir():
+        found = _media_in_folder(path)
+        if not found:
+            errors.append(
+                InputError(path, f"folder contains no media files ({_extensions_hint()})")
+            )
+        files.extend(found)
+    elif _is_pattern(text):
+        found = _expand_pattern(text)
+        if not found:
+            errors.append(InputError(path, "pattern matches no media files"))
+        files.extend(found)
+    else:
+        errors.append(InputError(path, "no such file or folder"))
 
 
 __all__ = ["collect_inputs"]

@@ -110,13 +110,13 @@ class AudioTrack:
 
 def _check_readable(path: Path) -> None:
     """Fail early with a plain reason for the cases FFmpeg reports cryptically."""
-    if not path.exists():
-        raise InputError(path, "file not found")
-    if path.is_dir():
-        raise InputError(path, "is a folder, not a media file")
     try:
         with open(path, "rb") as handle:
             first = handle.read(1)
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a folder, not a media file") from None
     except PermissionError:
         raise InputError(path, "cannot read the file (permission denied)") from None
     except OSError as exc:
