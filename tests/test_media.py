@@ -405,3 +405,22 @@ def test_streams_that_are_absent(media_dir: Path) -> None:
         next(iter_frames(media_dir / CREMA_MP3))
     with pytest.raises(InputError, match="image has no audio"):
         read_audio(media_dir / FACE_JPG)
+
+
+def test_a_batch_goes_on_past_bad_files(tmp_path: Path, media_dir: Path) -> None:
+    """The loop a batch command runs: bad files are reported, the good ones still decode."""
+    cut = tmp_path / "cut.flv"
+    data = (media_dir / CREMA_FLV).read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    text = tmp_path / "text.mp4"
+    text.write_text("not a video")
+    batch = [media_dir / CREMA_FLV, cut, text, tmp_path / "gone.mp4", media_dir / GRID_MPG]
+    counts: dict[str, int] = {}
+    failures: list[InputError] = []
+    for path in batch:
+        try:
+            counts[path.name] = sum(1 for _ in iter_frames(path))
+        except InputError as exc:
+            failures.append(exc)
+    assert counts == {CREMA_FLV: 56, GRID_MPG: 75}
+    assert [f.path for f in failures] == [cut, text, tmp_path / "gone.mp4"]
