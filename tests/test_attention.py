@@ -14,8 +14,8 @@ from wildaffect.models.layers.attention import (
     safe_softmax,
 )
 
-FP32 = dict(rtol=6e-4, atol=2e-5)  # same kernels family, fp32: tight
-BF16 = dict(rtol=5e-2, atol=5e-2)  # bf16 keeps 8 bits of mantissa
+FP32 = {"rtol": 6e-4, "atol": 2e-5}  # same kernels family, fp32: tight
+BF16 = {"rtol": 5e-2, "atol": 5e-2}  # bf16 keeps 8 bits of mantissa
 
 
 def _masked_softmax_oracle(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -199,7 +199,7 @@ def _nan_prone_sdpa(q, k, v, attn_mask=None, dropout_p=0.0):
 
 def test_empty_rows_are_safe_even_on_a_nan_returning_backend(monkeypatch):
     """torch 2.13 on CPU already returns 0 for fully masked rows; torch>=2.2 elsewhere may not."""
-    import wildaffect.models.layers.attention as attention
+    from wildaffect.models.layers import attention
 
     monkeypatch.setattr(attention.F, "scaled_dot_product_attention", _nan_prone_sdpa)
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ from wildaffect.models.layers.cross_attention import (
     band_mask,
 )
 
-FP32 = dict(rtol=6e-4, atol=2e-5)
+FP32 = {"rtol": 6e-4, "atol": 2e-5}
 
 
 def _inputs(batch: int = 2, length: int = 12, dv: int = 10, da: int = 6, seed: int = 0):

@@ -37,8 +37,8 @@ def _slow_region_masks(points: np.ndarray, grid_hw, regions, radius) -> np.ndarr
             x, y = points[i]
             if not (math.isfinite(x) and math.isfinite(y)):
                 continue
-            col = min(int(math.floor(min(max(x, 0.0), 1.0) * width)), width - 1)
-            row = min(int(math.floor(min(max(y, 0.0), 1.0) * height)), height - 1)
+            col = min(math.floor(min(max(x, 0.0), 1.0) * width), width - 1)
+            row = min(math.floor(min(max(y, 0.0), 1.0) * height), height - 1)
             for dr in range(-radius, radius + 1):
                 for dc in range(-radius, radius + 1):
                     rr, cc = row + dr, col + dc

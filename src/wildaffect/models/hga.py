@@ -260,7 +260,9 @@ class GlobalPool(nn.Module):
 
     def forward(self, features: Tensor, face_mask: Tensor | None = None) -> Tensor:
         if features.dim() not in (4, 5):
-            raise ValueError(f"expected (B, T, H, W, D) or (B, T, R, D), got {tuple(features.shape)}")
+            raise ValueError(
+                f"expected (B, T, H, W, D) or (B, T, R, D), got {tuple(features.shape)}"
+            )
         cells = features.flatten(start_dim=2, end_dim=-2)  # (B, T, HW or R, D)
         if face_mask is not None:  # zero before pooling so NaN there cannot leak
             cells = torch.where(face_mask[..., None, None], cells, cells.new_zeros(()))

@@ -117,7 +117,9 @@ class AsymmetricCrossAttention(nn.Module):
         v = _time_windows(attn.v_proj(audio), w, 0.0).reshape(batch * length, span, -1)
         valid = _time_windows(audio_mask, w, False) & visual_mask[:, :, None]  # (B, L, 2w+1)
         out = attn.attend(
-            attn.split_heads(q), attn.split_heads(k), attn.split_heads(v),
+            attn.split_heads(q),
+            attn.split_heads(k),
+            attn.split_heads(v),
             valid.reshape(batch * length, span),
         )  # (BL, 1, D)
         return out.reshape(batch, length, -1)
@@ -149,8 +151,6 @@ class ModalityDropout(nn.Module):
         draw = torch.rand(visual_mask.shape[0], device=visual_mask.device)  # (B,)
         drop_visual = (draw < self.p_visual) & audio_mask.any(dim=1)
         drop_audio = (
-            (draw >= self.p_visual)
-            & (draw < self.p_visual + self.p_audio)
-            & visual_mask.any(dim=1)
+            (draw >= self.p_visual) & (draw < self.p_visual + self.p_audio) & visual_mask.any(dim=1)
         )
         return visual_mask & ~drop_visual[:, None], audio_mask & ~drop_audio[:, None]
