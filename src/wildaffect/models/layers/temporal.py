@@ -129,8 +129,8 @@ class TransformerTemporal(nn.Module):
             # A clip with no valid frame would make every attention row empty (NaN): let it
             # attend normally; its outputs are meaningless and zeroed below anyway.
             padding = padding & mask.any(dim=1, keepdim=True)
-        causal_mask = (
-            nn.Transformer.generate_square_subsequent_mask(length, device=x.device, dtype=x.dtype)
+        causal_mask = (  # True = may not attend (the future); bool like the padding mask
+            torch.ones(length, length, dtype=torch.bool, device=x.device).triu(1)
             if self.causal
             else None
         )
