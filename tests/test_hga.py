@@ -325,3 +325,14 @@ def test_global_pool():
     assert torch.all(out[0, 1] == 0) and torch.isfinite(out).all()
     out.sum().backward()
     assert torch.isfinite(grid.grad).all()
+
+
+def test_hga_runs_under_bf16_autocast_close_to_fp32():
+    patches, landmarks, face_mask = _hga_inputs()
+    hga = HGA(d_patch=16, d_out=8, n_heads=4)
+    full = hga(patches, landmarks, face_mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = hga(patches, landmarks, face_mask)
+        half_tokens = hga.forward_tokens(torch.randn(2, 3, R, 16), face_mask)
+    assert torch.isfinite(half.float()).all() and torch.isfinite(half_tokens.float()).all()
+    torch.testing.assert_close(half.float(), full, rtol=5e-2, atol=5e-2)
