@@ -247,6 +247,37 @@ def test_wav_is_resampled_to_16k_mono(tmp_path: Path) -> None:
     assert np.abs(middle).max() == pytest.approx(0.5, abs=0.02)  # downmix keeps the level
 
 
+def test_cover_art_in_an_audio_file_is_not_video(tmp_path: Path) -> None:
+    """An .mp3 with an attached picture (album art) is audio: the picture is no frame."""
+    path = tmp_path / "song.mp3"
+    with av.open(str(path), "w") as container:
+        audio = container.add_stream("mp3", rate=16_000, layout="mono")
+        cover = container.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        picture = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+        for packet in cover.encode(picture.reformat(format="yuvj420p")):
+            container.mux(packet)
+        for packet in cover.encode():
+            container.mux(packet)
+        tone = 0.3 * np.sin(2 * np.pi * 300 * np.arange(16_000) / 16_000)
+        frame = av.AudioFrame.from_ndarray(
+            tone.astype(np.float32)[None], format="flt", layout="mono"
+        )
+        frame.sample_rate, frame.pts = 16_000, 0
+        to_encoder = av.AudioResampler(format=audio.codec_context.format.name, rate=16_000)
+        for converted in to_encoder.resample(frame):
+            for packet in audio.encode(converted):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+    info = probe(path)
+    assert (info.kind, info.has_video, info.has_audio) == ("audio", False, True)
+    assert read_audio(path).duration_s == pytest.approx(1.0, abs=0.1)
+    with pytest.raises(InputError, match="no video stream"):
+        next(iter_frames(path))
+
+
 def test_frames_are_decoded_lazily_and_not_kept(
     tmp_path: Path, media_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
