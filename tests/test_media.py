@@ -231,6 +231,24 @@ def test_variable_frame_rate_times_are_read_back(tmp_path: Path, suffix: str) ->
     np.testing.assert_allclose(times, written, atol=1e-3)
 
 
+def test_stream_without_timestamps_falls_back_to_index_over_fps(tmp_path: Path) -> None:
+    """A raw H.264 elementary stream carries no timestamps: time = index / fps."""
+    path = tmp_path / "raw.h264"
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(12):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), "rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(path)) as container:  # the premise: the decoder really gives no pts
+        assert all(frame.pts is None for frame in container.decode(video=0))
+    np.testing.assert_allclose(_times(path), np.arange(12) / 25.0, atol=1e-9)
+
+
 def test_wav_is_resampled_to_16k_mono(tmp_path: Path) -> None:
     rate, seconds = 8_000, 1.0
     t = np.arange(int(rate * seconds)) / rate
