@@ -149,16 +149,24 @@ def test_au_f1_rejects_bad_labels_and_mask() -> None:
 
 
 def brute_force_thresholds(t: np.ndarray, p: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Loop over AUs and grid values with sklearn; ties -> closest to 0.5, then lower."""
+    """Loop over AUs and grid values counting TP/FP/FN frame by frame in Python integers;
+    ties -> closest to 0.5, then lower. (F1 itself is checked against sklearn above.)"""
     out = np.full(N_AU, 0.5)
     for j in range(N_AU):
-        keep = t[:, j] != AU_INVALID
-        if not (t[keep, j] == 1).any():
+        labels = [int(v) for v in t[:, j] if v != AU_INVALID]
+        probs = [float(v) for v, lab in zip(p[:, j], t[:, j]) if lab != AU_INVALID]
+        if 1 not in labels:
             continue
         best, best_key = None, None
         for g in grid:
-            f = f1_score(t[keep, j], p[keep, j] >= g, zero_division=0)
-            key = (-round(f, 12), round(abs(g - 0.5), 9), g)
+            tp = fp = fn = 0
+            for lab, prob in zip(labels, probs):
+                hit = prob >= g
+                tp += hit and lab == 1
+                fp += hit and lab == 0
+                fn += (not hit) and lab == 1
+            f = 2 * tp / (2 * tp + fp + fn)
+            key = (-f, round(abs(g - 0.5), 9), g)
             if best_key is None or key < best_key:
                 best, best_key = g, key
         out[j] = best
@@ -181,9 +189,14 @@ def test_threshold_search_matches_brute_force(n: int) -> None:
 def test_threshold_search_custom_grid_and_ties() -> None:
     rng = np.random.default_rng(7)
     t, p = random_au(rng, 120)
+    t[:, 0] = 0  # no positive: 0.5 even though the grid lacks it
     grid = np.array([0.1, 0.3, 0.45, 0.55, 0.7])
+    got = search_au_thresholds(t, p, grid=grid)
+    np.testing.assert_array_equal(got, brute_force_thresholds(t, p, grid))
+    assert got[0] == 0.5
+    shuffled = grid[[3, 0, 4, 2, 1]]  # the grid need not be sorted
     np.testing.assert_array_equal(
-        search_au_thresholds(t, p, grid=grid), brute_force_thresholds(t, p, grid)
+        search_au_thresholds(t, p, grid=shuffled), search_au_thresholds(t, p, grid=grid)
     )
     # Perfectly separable: every threshold in [0.3, 0.7] reaches F1 = 1 -> the tie picks 0.45.
     t2 = np.zeros((4, N_AU), np.int64)
@@ -346,3 +359,11 @@ def test_multitask_score_is_the_sum_of_the_three() -> None:
     )
     perfect = multitask_score(au_f1(t, t == 1), expr_f1(e_t, e_t), va_score(va_t, va_t))
     assert perfect == pytest.approx(3.0)
+
+
+def test_metrics_module_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, wildaffect.metrics; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

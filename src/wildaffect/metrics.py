@@ -150,20 +150,23 @@ def _validity(
 def _au_inputs(
     y_true: Any, y_prob: Any, valid: Any | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validated (labels (N, 12) int in {0,1}, probs (N, 12) float64, valid (N, 12) bool)."""
+    """Validated (positives (N, 12) bool, probs (N, 12) float64, valid (N, 12) bool)."""
     t = _as_numpy(y_true, "y_true")
     p = _as_numpy(y_prob, "y_prob")
     _check_shape(t, (None, N_AU), "y_true")
     _check_shape(p, (None, N_AU), "y_prob")
     _same_length(t.shape[0], p, "y_prob")
     mask = _validity(t, valid, AU_INVALID, "y_true")
-    if not np.isin(t[mask], AU_VALUES).all():
-        bad = np.unique(t[mask][~np.isin(t[mask], AU_VALUES)])[:5]
+    legal = np.zeros(t.shape, bool)
+    for value in AU_VALUES:
+        legal |= t == value
+    if not (legal | ~mask).all():
+        bad = np.unique(t[mask & ~legal])[:5]
         raise ValueError(f"y_true: valid AU labels must be 0 or 1, found {bad.tolist()}")
-    p = p.astype(np.float64)
-    if np.isnan(p[mask]).any():
+    p = p.astype(np.float64, copy=False)
+    if (np.isnan(p) & mask).any():
         raise ValueError("y_prob: NaN at a valid frame")
-    return np.where(mask, t, 0).astype(np.int64), p, mask
+    return (t == 1) & mask, p, mask
 
 
 # --------------------------------------------------------------------------- AU
@@ -181,10 +184,9 @@ def au_f1(
     threshold: a scalar or a (12,) array (e.g. from :func:`search_au_thresholds`);
     valid: optional (N, 12) bool mask used instead of the ``AU_INVALID`` markers.
     """
-    t, p, mask = _au_inputs(y_true, y_prob, valid)
+    pos, p, mask = _au_inputs(y_true, y_prob, valid)
     thr = np.broadcast_to(np.asarray(threshold, np.float64), (N_AU,))
     pred = (p >= thr) & mask  # (N, 12)
-    pos = (t == 1) & mask
     f1 = _f1_from_counts((pred & pos).sum(0), pred.sum(0), pos.sum(0))
     return AUScore(
         per_au=tuple(float(v) for v in f1),
@@ -202,33 +204,41 @@ def search_au_thresholds(
     """Per-AU threshold from ``grid`` maximising that AU's F1 on validation data. -> (12,)
 
     Ties go to the threshold closest to 0.5 (then the lower one), so a flat F1 curve keeps
-    the untuned default; an AU with no valid positive gets 0.5. One sort per AU: F1 at every
-    grid value comes from cumulative positive counts, O(N log N + G) per AU.
+    the untuned default; an AU with no valid positive gets 0.5. No loop over the grid: each
+    probability is binned once by how many grid values it reaches (``p >= g``), and the
+    counts of predicted and true positives at every grid value are cumulative sums of the
+    per-bin histograms, O(N log G) for all AUs together. ``tests/test_metrics.py`` checks it
+    against a brute-force loop.
     """
-    t, p, mask = _au_inputs(y_true, y_prob, valid)
+    pos, p, mask = _au_inputs(y_true, y_prob, valid)
     grid = np.asarray(grid, np.float64).ravel()
-    if grid.size == 0:
-        raise ValueError("grid: no candidate thresholds")
-    # Invalid frames: never predicted positive, never a true positive.
-    p = np.where(mask, p, -np.inf)
-    # Tie-break key: distance to 0.5, rounded so 0.45 and 0.55 tie exactly, then lower value.
-    order = np.lexsort((grid, np.round(np.abs(grid - DEFAULT_AU_THRESHOLD), 9)))
+    if grid.size == 0 or not np.isfinite(grid).all():
+        raise ValueError("grid: needs at least one finite candidate threshold")
+    n_grid = grid.size
+    ascending = np.argsort(grid, kind="stable")
+    g_sorted = grid[ascending]
 
-    out = np.full(N_AU, DEFAULT_AU_THRESHOLD)
-    for j in range(N_AU):
-        n_true = int(t[:, j].sum())
-        if n_true == 0:
-            continue
-        idx = np.argsort(p[:, j], kind="stable")
-        p_sorted = p[idx, j]  # (N,) ascending
-        pos_below = np.concatenate([[0], np.cumsum(t[idx, j])])  # (N+1,) positives before k
-        first = np.searchsorted(p_sorted, grid, side="left")  # (G,) first index with p >= thr
-        n_pred = len(p_sorted) - first
-        tp = n_true - pos_below[first]
-        f1 = _f1_from_counts(tp, n_pred, np.full_like(tp, n_true))  # (G,)
-        best = order[np.argmax(f1[order] == f1.max())]
-        out[j] = grid[best]
-    return out
+    # reach[n, j] = how many sorted grid values p[n, j] is >= to; invalid frames reach none.
+    reach = np.searchsorted(g_sorted, p, side="right")  # (N, 12) in 0..G
+    reach = np.where(mask, reach, 0)
+    offset = np.arange(N_AU) * (n_grid + 1)  # one histogram per AU, flattened
+    hist_all = np.bincount((reach + offset).ravel(), minlength=N_AU * (n_grid + 1))
+    hist_pos = np.bincount((reach + offset).ravel(), weights=pos.ravel().astype(np.float64),
+                           minlength=N_AU * (n_grid + 1))
+    hist_all = hist_all.reshape(N_AU, n_grid + 1)
+    hist_pos = hist_pos.reshape(N_AU, n_grid + 1).round().astype(np.int64)
+    # Predicted positives at sorted grid value k: frames that reach more than k values.
+    above_all = np.cumsum(hist_all[:, ::-1], axis=1)[:, ::-1][:, 1:]  # (12, G)
+    above_pos = np.cumsum(hist_pos[:, ::-1], axis=1)[:, ::-1][:, 1:]  # (12, G)
+    n_true = pos.sum(0)  # (12,)
+    f1 = np.empty((N_AU, n_grid))
+    f1[:, ascending] = _f1_from_counts(above_pos, above_all, n_true[:, None])  # grid order
+
+    # Tie-break key: distance to 0.5, rounded so 0.45 and 0.55 tie exactly, then lower value.
+    order = np.lexsort((grid, np.round(np.abs(grid - DEFAULT_AU_THRESHOLD), 9)))  # (G,)
+    ranked = f1[:, order]  # (12, G), best tie-break first
+    best = order[np.argmax(ranked == ranked.max(axis=1, keepdims=True), axis=1)]  # (12,)
+    return np.where(n_true > 0, grid[best], DEFAULT_AU_THRESHOLD)
 
 
 # --------------------------------------------------------------------------- EXPR
