@@ -101,10 +101,10 @@ def multilabel_batch(shape, seed: int, p_invalid: float = 0.2):
 # --------------------------------------------------------------------------- ASL
 
 ASL_CONFIGS = [
-    dict(gamma_pos=0.0, gamma_neg=4.0, margin=0.05),  # paper defaults
-    dict(gamma_pos=1.0, gamma_neg=2.0, margin=0.2),
-    dict(gamma_pos=0.5, gamma_neg=0.5, margin=0.0),  # fractional γ
-    dict(gamma_pos=0.0, gamma_neg=4.0, margin=0.0),
+    {"gamma_pos": 0.0, "gamma_neg": 4.0, "margin": 0.05},  # paper defaults
+    {"gamma_pos": 1.0, "gamma_neg": 2.0, "margin": 0.2},
+    {"gamma_pos": 0.5, "gamma_neg": 0.5, "margin": 0.0},  # fractional γ
+    {"gamma_pos": 0.0, "gamma_neg": 4.0, "margin": 0.0},
 ]
 
 
@@ -140,7 +140,7 @@ def test_asl_disable_focal_grad(cfg: dict) -> None:
 
 def test_asl_without_focusing_or_margin_is_bce() -> None:
     x, y, valid = multilabel_batch((4, 7, 12), seed=4)
-    cfg = dict(gamma_pos=0.0, gamma_neg=0.0, margin=0.0)
+    cfg = {"gamma_pos": 0.0, "gamma_neg": 0.0, "margin": 0.0}
     (va, ga), (vb, gb) = both_grads(
         lambda x_: asymmetric_loss(x_, y, valid, **cfg),
         lambda x_: F.binary_cross_entropy_with_logits(x_[valid], y[valid]),
@@ -209,7 +209,7 @@ def test_focal_matches_formula(gamma, use_alpha, eps, shape, reduction) -> None:
 def test_focal_gamma0_and_masked_ce_equal_torch_cross_entropy(eps: float) -> None:
     x, y, valid = multiclass_batch((4, 6), 8, seed=9)
     marked = torch.where(valid, y, EXPR_INVALID)
-    ref = lambda x_: F.cross_entropy(  # noqa: E731
+    ref = lambda x_: F.cross_entropy(
         x_.reshape(-1, 8), marked.reshape(-1), ignore_index=EXPR_INVALID, label_smoothing=eps
     )
     for ours in (
@@ -306,10 +306,10 @@ def test_ccc_loss_constant_batch_and_missing_dimension() -> None:
 
 LOSS_CASES = {
     "asl": (asymmetric_loss, "multilabel", {}),
-    "asl_m0_frac": (asymmetric_loss, "multilabel", dict(gamma_pos=0.5, gamma_neg=0.5, margin=0)),
+    "asl_m0_frac": (asymmetric_loss, "multilabel", {"gamma_pos": 0.5, "gamma_neg": 0.5, "margin": 0}),
     "bce": (masked_bce_with_logits, "multilabel", {}),
-    "focal": (focal_loss, "multiclass", dict(label_smoothing=0.1)),
-    "ce": (masked_cross_entropy, "multiclass", dict(label_smoothing=0.1)),
+    "focal": (focal_loss, "multiclass", {"label_smoothing": 0.1}),
+    "ce": (masked_cross_entropy, "multiclass", {"label_smoothing": 0.1}),
     "ccc": (ccc_loss, "regression", {}),
     "mse": (masked_mse, "regression", {}),
 }
@@ -327,20 +327,19 @@ def make_case(kind: str, dtype=F64, seed: int = 0):
     return x.to(dtype), y.to(dtype) if y.is_floating_point() else y, valid
 
 
-@pytest.mark.parametrize("name", LOSS_CASES)
-def test_masked_entries_change_neither_value_nor_gradient(name: str) -> None:
+@pytest.mark.parametrize(("name", "reduction"), list(itertools.product(LOSS_CASES, ["mean", "sum"])))
+def test_masked_entries_change_neither_value_nor_gradient(name: str, reduction: str) -> None:
     fn, kind, kw = LOSS_CASES[name]
     x, y, valid = make_case(kind)
     g = torch.Generator().manual_seed(99)
     invalid_x = ~valid if kind != "multiclass" else (~valid)[..., None].expand_as(x)
     x2 = torch.where(invalid_x, torch.randn(x.shape, generator=g, dtype=F64) * 50, x)
     y2 = torch.where(~valid, 1 - y if y.is_floating_point() else (y + 3) % 8, y)
-    for reduction in ("mean", "sum"):
-        v1, g1 = value_and_grad(lambda x_: fn(x_, y, valid, **kw, reduction=reduction), x)
-        v2, g2 = value_and_grad(lambda x_: fn(x_, y2, valid, **kw, reduction=reduction), x2)
-        torch.testing.assert_close(v1, v2)
-        torch.testing.assert_close(g1, g2)
-        assert bool((g2[invalid_x] == 0).all())
+    v1, g1 = value_and_grad(lambda x_: fn(x_, y, valid, **kw, reduction=reduction), x)
+    v2, g2 = value_and_grad(lambda x_: fn(x_, y2, valid, **kw, reduction=reduction), x2)
+    torch.testing.assert_close(v1, v2)
+    torch.testing.assert_close(g1, g2)
+    assert bool((g2[invalid_x] == 0).all())
 
 
 @pytest.mark.parametrize("name", LOSS_CASES)
