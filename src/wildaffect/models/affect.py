@@ -1,0 +1,199 @@
+"""One model class for every preset: spatial block -> audio-visual fusion -> temporal -> heads.
+
+The flagship (seed 002) is ``HGA -> asymmetric cross-attention -> AG-SSM -> heads``; the
+Table 1 rows and the sibling systems switch blocks through :class:`ModelConfig`, so there is one
+implementation of each layer and no copy of the model per task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from wildaffect.face.regions import DEFAULT_REGIONS
+from wildaffect.labels import Task
+from wildaffect.models.ag_ssm import AGSSM
+from wildaffect.models.config import ModelConfig
+from wildaffect.models.heads import TaskHeads
+from wildaffect.models.hga import HGA, GlobalPool, RegionPool
+from wildaffect.models.layers.cross_attention import AsymmetricCrossAttention, ModalityDropout
+from wildaffect.models.layers.fusion import DualBranchFusion, TokenTransformerFusion
+from wildaffect.models.layers.temporal import TCN, TransformerTemporal
+
+
+@dataclass
+class ModelOutput:
+    """Head outputs per task (AU/EXPR logits, VA in [-1, 1]) and the carried temporal state."""
+
+    outputs: dict[Task, Tensor]
+    state: list | None = None
+
+
+class AffectModel(nn.Module):
+    """Per-frame AU / EXPR / VA from cached visual and audio features.
+
+    ``forward`` takes a mapping (a training batch or a predictor chunk) with
+
+    - ``visual``: ``(B, T, H, W, Dv)`` patch grid, ``(B, T, R, Dv)`` region tokens or
+      ``(B, T, Dv)`` vectors, as ``config.visual_input`` says;
+    - ``landmarks``: ``(B, T, 68, 2)`` in [0, 1] crop coordinates (HGA over a grid only);
+    - ``face_mask``: ``(B, T)`` bool, False where no face was found (optional: all True);
+    - ``audio``: ``(B, T, Da)`` frame-aligned features, and ``audio_mask`` ``(B, T)`` bool
+      (both optional: a missing audio stream is handled by every fusion).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        self.regions = DEFAULT_REGIONS
+        d = cfg.d_model
+        # Spatial: HGA tokens pooled to one descriptor per frame, or GAP + projection.
+        if cfg.spatial == "hga":
+            self.hga = HGA(
+                cfg.d_visual, cfg.d_token, self.regions, cfg.hga_heads, cfg.hga_radius,
+                dropout=cfg.dropout,
+            )
+            self.region_pool = RegionPool(self.hga.n_regions, cfg.d_token, d, cfg.region_pool)
+        else:
+            self.global_pool = GlobalPool()
+            self.visual_proj = nn.Linear(cfg.d_visual, d)
+            self.no_face = nn.Parameter(torch.randn(d) * 0.02)  # learned "no face" frame
+        # Audio projected to the model width (zeros where audio is missing).
+        if cfg.has_audio:
+            self.audio_proj = nn.Linear(cfg.d_audio, d)
+        # Fusion.
+        if cfg.fusion == "asym_xattn":
+            self.cross_attention = AsymmetricCrossAttention(
+                d, d, d, cfg.xattn_heads, cfg.xattn_window, cfg.dropout
+            )
+        elif cfg.fusion == "concat":
+            # The baselines' shallow late fusion; the presence flag tells silence from no audio.
+            self.concat_proj = nn.Linear(2 * d + 1, d)
+        elif cfg.fusion == "token_transformer":
+            self.token_fusion = TokenTransformerFusion(d, cfg.transformer_heads, cfg.dropout)
+        elif cfg.fusion == "dual_branch":
+            self.dual_branch = DualBranchFusion(
+                d, cfg.n_layers, cfg.transformer_heads, cfg.xattn_heads, cfg.dropout
+            )
+        self.modality_dropout = ModalityDropout(*cfg.modality_dropout)
+        # Temporal.
+        if cfg.temporal in ("ag_ssm", "mamba"):
+            self.temporal = AGSSM(
+                d, d, cfg.n_layers, d_state=cfg.d_state, d_inner=cfg.d_inner,
+                bidirectional=cfg.bidirectional, audio_guided=cfg.temporal == "ag_ssm"
+                and cfg.has_audio, dropout=cfg.dropout,
+            )
+        elif cfg.temporal == "tcn":
+            self.temporal = TCN(d, cfg.tcn_kernel, cfg.tcn_dilations, cfg.dropout)
+        elif cfg.temporal == "transformer":
+            self.temporal = TransformerTemporal(
+                d, cfg.n_layers, cfg.transformer_heads, dropout=cfg.dropout
+            )
+        self.heads = TaskHeads(d, cfg.tasks, cfg.head_hidden, cfg.dropout)
+
+    # -- pieces -------------------------------------------------------------------------------
+
+    def encode_visual(self, batch: Mapping[str, Tensor], face_mask: Tensor) -> Tensor:
+        """-> per-frame visual descriptor ``(B, T, d_model)``."""
+        cfg, visual = self.config, batch["visual"]
+        expected_dims = {"grid": 5, "regions": 4, "vector": 3}[cfg.visual_input]
+        if visual.dim() != expected_dims or visual.shape[-1] != cfg.d_visual:
+            raise ValueError(
+                f"model {cfg.name!r} expects visual_input={cfg.visual_input!r} features with "
+                f"{expected_dims} dims and D={cfg.d_visual}, got {tuple(visual.shape)}"
+            )
+        if cfg.spatial == "hga":
+            if cfg.visual_input == "grid":
+                tokens = self.hga(visual, batch["landmarks"], face_mask)
+            else:
+                tokens = self.hga.forward_tokens(visual, face_mask)
+            return self.region_pool(tokens)  # (B, T, d_model)
+        pooled = visual if cfg.visual_input == "vector" else self.global_pool(visual, face_mask)
+        pooled = torch.where(face_mask[..., None], pooled, pooled.new_zeros(()))  # NaN-safe
+        projected = self.visual_proj(pooled)
+        return torch.where(face_mask[..., None], projected, self.no_face.to(projected.dtype))
+
+    def encode_audio(self, batch: Mapping[str, Tensor], like: Tensor) -> tuple[Tensor, Tensor]:
+        """-> audio ``(B, T, d_model)`` (zeros where missing) and its mask ``(B, T)``."""
+        batch_size, length = like.shape[:2]
+        audio = batch.get("audio") if self.config.has_audio else None
+        if audio is None:
+            mask = torch.zeros(batch_size, length, dtype=torch.bool, device=like.device)
+            return like.new_zeros(batch_size, length, self.config.d_model), mask
+        if audio.shape[:2] != (batch_size, length) or audio.shape[-1] != self.config.d_audio:
+            raise ValueError(
+                f"audio features {tuple(audio.shape)} do not match the visual frames "
+                f"(B={batch_size}, T={length}) and d_audio={self.config.d_audio}"
+            )
+        mask = batch.get("audio_mask")
+        if mask is None:
+            mask = torch.ones(batch_size, length, dtype=torch.bool, device=like.device)
+        audio = torch.where(mask[..., None], audio, audio.new_zeros(()))  # NaN-safe
+        return torch.where(mask[..., None], self.audio_proj(audio), like.new_zeros(())), mask
+
+    # -- forward ------------------------------------------------------------------------------
+
+    def forward(self, batch: Mapping[str, Tensor], state: list | None = None) -> ModelOutput:
+        cfg = self.config
+        visual = batch["visual"]
+        batch_size, length = visual.shape[:2]
+        face_mask = batch.get("face_mask")
+        if face_mask is None:
+            face_mask = torch.ones(batch_size, length, dtype=torch.bool, device=visual.device)
+        audio_mask = batch.get("audio_mask")
+        if self.training and cfg.has_audio and batch.get("audio") is not None:
+            if audio_mask is None:
+                audio_mask = torch.ones_like(face_mask)
+            face_mask, audio_mask = self.modality_dropout(face_mask, audio_mask)
+        batch = {**batch, "face_mask": face_mask, "audio_mask": audio_mask}
+
+        v = self.encode_visual(batch, face_mask)  # (B, T, d)
+        a, audio_mask = self.encode_audio(batch, v)  # (B, T, d), (B, T)
+        x, audio_for_ssm = self._fuse(v, a, face_mask, audio_mask)
+        new_state = None
+        if cfg.temporal in ("ag_ssm", "mamba"):
+            x, new_state = self.temporal(x, audio_for_ssm, audio_mask, state)
+        elif cfg.temporal in ("tcn", "transformer"):
+            if state is not None:
+                raise ValueError(f"temporal model {cfg.temporal!r} cannot carry state")
+            x = self.temporal(x, batch.get("valid_mask"))
+        return ModelOutput(self.heads(x), new_state)
+
+    def _fuse(
+        self, v: Tensor, a: Tensor, face_mask: Tensor, audio_mask: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """-> (sequence for the temporal model, audio stream for the AG-SSM's guidance)."""
+        fusion, guided = self.config.fusion, self.config.temporal == "ag_ssm"
+        if not self.config.has_audio:
+            return v, None
+        if fusion == "none":  # audio reaches the model only through the AG-SSM's guidance
+            return v, a
+        if fusion == "asym_xattn":
+            # Visual queries retrieve the audio context in a local window; the AG-SSM is guided
+            # by the aligned audio plus that retrieved context, the other temporal models add it.
+            context = self.cross_attention(v, a, audio_mask, face_mask)
+            return (v, a + context) if guided else (v + context, None)
+        if fusion == "concat":
+            flag = audio_mask[..., None].to(v.dtype)
+            fused = self.concat_proj(torch.cat([v, a, flag], dim=-1))
+            return fused, (a if guided else None)
+        if fusion == "token_transformer":
+            return self.token_fusion(v, a, face_mask, audio_mask), None
+        return self.dual_branch(v, a, face_mask, audio_mask), None
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def no_weight_decay_names(self) -> set[str]:
+        """Parameters the optimiser must not decay: norms, biases, A_log, D, learned tokens."""
+        names = set()
+        for name, param in self.named_parameters():
+            if (
+                param.ndim < 2
+                or getattr(param, "_no_weight_decay", False)
+                or name.endswith(("no_face", "no_audio"))
+            ):
+                names.add(name)
+        return names

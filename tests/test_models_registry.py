@@ -1,0 +1,145 @@
+"""Every registered preset at tiny widths: shapes per head, no NaN with masked frames or a
+missing modality, every trainable parameter reaches a gradient (timm's registry-wide test)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wildaffect.errors import WildaffectError
+from wildaffect.face.regions import DEFAULT_REGIONS
+from wildaffect.labels import Task
+from wildaffect.models.config import ModelConfig
+from wildaffect.models.heads import n_outputs
+from wildaffect.models.registry import TABLE1_PRESETS, create_model, get_config, list_models
+
+TINY = dict(
+    d_visual=16, d_audio=8, d_model=16, d_token=8, d_inner=8, d_state=4, n_layers=1,
+    hga_heads=2, xattn_heads=2, transformer_heads=2, xattn_window=2, dropout=0.0,
+    tcn_dilations=(1, 2),
+)
+B, T, GRID = 2, 7, 4
+
+
+def make_batch(config: ModelConfig, *, audio: bool = True, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    shape = {
+        "grid": (B, T, GRID, GRID, config.d_visual),
+        "regions": (B, T, len(DEFAULT_REGIONS), config.d_visual),
+        "vector": (B, T, config.d_visual),
+    }[config.visual_input]
+    face_mask = torch.ones(B, T, dtype=torch.bool)
+    face_mask[0, 2:4] = False
+    visual = torch.randn(*shape, generator=g)
+    visual[~face_mask] = float("nan")  # must never leak from no-face frames
+    landmarks = torch.rand(B, T, 68, 2, generator=g)
+    landmarks[~face_mask] = float("nan")
+    batch = {"visual": visual, "landmarks": landmarks, "face_mask": face_mask}
+    if audio and config.has_audio:
+        audio_mask = torch.ones(B, T, dtype=torch.bool)
+        audio_mask[1, 4:] = False
+        batch["audio"] = torch.randn(B, T, config.d_audio, generator=g)
+        batch["audio_mask"] = audio_mask
+    return batch
+
+
+def tiny(name: str, **overrides):
+    torch.manual_seed(0)
+    return create_model(name, **{**TINY, **overrides})
+
+
+def test_table1_rows_and_siblings_are_registered():
+    names = list_models()
+    for name, _ in TABLE1_PRESETS:
+        assert name in names
+    for name in ("abaw-hga-transformer", "abaw-hga-mamba", "abaw8-convnext-whisper",
+                 "expr-dual-branch"):
+        assert name in names
+
+
+def test_table1_rows_differ_by_one_component_each():
+    cfgs = [get_config(name) for name, _ in TABLE1_PRESETS]
+    assert (cfgs[0].visual_encoder, cfgs[1].visual_encoder) == ("vit-base", "dinov2-large")
+    assert (cfgs[1].spatial, cfgs[2].spatial) == ("gap", "hga")
+    assert (cfgs[2].temporal, cfgs[3].temporal) == ("tcn", "ag_ssm")
+    assert (cfgs[3].losses["AU"], cfgs[4].losses["AU"]) == ("bce", "asl")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_preset_shapes_finite_and_gradients(name):
+    model = tiny(name, modality_dropout=(0.0, 0.0))
+    model.train()
+    out = model(make_batch(model.config)).outputs
+    assert set(out) == set(model.config.tasks)
+    for task, y in out.items():
+        assert y.shape == (B, T, n_outputs(task))
+        assert torch.isfinite(y).all(), f"{name}: {task} not finite"
+    sum(y.sum() for y in out.values()).backward()
+    for pname, param in model.named_parameters():
+        assert param.grad is not None, f"{name}: {pname} got no gradient"
+        assert torch.isfinite(param.grad).all(), f"{name}: {pname} gradient not finite"
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_preset_runs_without_audio_and_without_faces(name):
+    model = tiny(name).eval()
+    batch = make_batch(model.config, audio=False)
+    batch["face_mask"][:] = False
+    batch["visual"][:] = float("nan")
+    out = model(batch).outputs
+    assert all(torch.isfinite(y).all() for y in out.values())
+
+
+def test_hga_over_offline_region_tokens():
+    model = tiny("abaw-full", visual_input="regions", tasks=(Task.AU, Task.EXPR, Task.VA),
+                 losses={"AU": "asl", "EXPR": "ce", "VA": "ccc"})
+    out = model(make_batch(model.config)).outputs
+    assert out[Task.VA].abs().max() <= 1.0
+    assert out[Task.EXPR].shape == (B, T, 8)
+
+
+def test_audio_changes_the_flagship_outputs():
+    model = tiny("abaw-full").eval()
+    batch = make_batch(model.config)
+    before = model(batch).outputs[Task.AU]
+    batch["audio"] = batch["audio"] + 1.0
+    after = model(batch).outputs[Task.AU]
+    assert not torch.allclose(before, after)
+
+
+def test_unidirectional_flagship_streams_in_chunks_like_one_pass():
+    """With fusion 'none' (no windowed look-ahead) a causal AG-SSM model carries its state."""
+    model = tiny("abaw-full", bidirectional=False, fusion="none").eval()
+    assert model.config.streamable
+    batch = make_batch(model.config)
+    whole = model(batch).outputs[Task.AU]
+    first = {k: v[:, :3] for k, v in batch.items()}
+    second = {k: v[:, 3:] for k, v in batch.items()}
+    out1 = model(first)
+    out2 = model(second, state=out1.state)
+    chunked = torch.cat([out1.outputs[Task.AU], out2.outputs[Task.AU]], dim=1)
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_preset_and_bad_options_are_clear_errors():
+    with pytest.raises(WildaffectError, match="unknown model preset 'nope'"):
+        create_model("nope")
+    with pytest.raises(ValueError, match="unknown model option"):
+        get_config("abaw-full", widht=3)
+    with pytest.raises(ValueError, match="HGA needs"):
+        get_config("abaw-full", visual_input="vector")
+    with pytest.raises(ValueError, match="no loss named"):
+        get_config("abaw-full", tasks=("AU", "VA"))
+
+
+def test_config_round_trips_through_a_dict():
+    cfg = get_config("expr-dual-branch")
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_visual_feature_mismatch_is_explained():
+    model = tiny("abaw-full")
+    batch = make_batch(model.config)
+    batch["visual"] = batch["visual"][..., :5]
+    with pytest.raises(ValueError, match="expects visual_input='grid'"):
+        model(batch)
