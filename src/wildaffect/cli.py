@@ -43,6 +43,8 @@ def _register_commands() -> None:
     from wildaffect.commands import download
 
     app.command("download")(download.download)
+    from wildaffect.commands import data
+    app.add_typer(data.app, name="data")
 
 
 _register_commands()
