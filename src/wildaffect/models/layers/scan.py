@@ -186,17 +186,17 @@ def _linear_scan(
     k = max(1, min(chunk, length))
     n_chunks = math.ceil(length / k)
     pad = n_chunks * k - length
-    if pad:
-        a_pad, b_pad = a.new_ones(pad, width), b.new_zeros(pad, width)
-        a = torch.cat([a_pad, a] if reverse else [a, a_pad])
-        b = torch.cat([b_pad, b] if reverse else [b, b_pad])
-    a = a.reshape(n_chunks, k, width)
-    h = b.reshape(n_chunks, k, width).clone()  # (C, K, M), becomes the local scan
-    prod = a.clone()  # (C, K, M), running product of a from the chunk's entry
+    real = slice(pad, None) if reverse else slice(0, length)  # where the real steps go
+    padding = slice(0, pad) if reverse else slice(length, None)
+    h = b.new_empty(n_chunks * k, width)  # becomes the local scan
+    prod = a.new_empty(n_chunks * k, width)  # becomes the running product of a
+    h[real], prod[real] = b, a
+    h[padding], prod[padding] = 0.0, 1.0
+    h, prod = h.view(n_chunks, k, width), prod.view(n_chunks, k, width)  # (C, K, M)
     steps = range(k - 2, -1, -1) if reverse else range(1, k)
     for step in steps:
         prev = step + 1 if reverse else step - 1
-        h[:, step].addcmul_(a[:, step], h[:, prev])
+        h[:, step].addcmul_(prod[:, step], h[:, prev])  # prod[:, step] still holds a_step here
         prod[:, step].mul_(prod[:, prev])
 
     entry = torch.empty(n_chunks, width, dtype=a.dtype, device=a.device)  # state entering chunk
@@ -247,9 +247,13 @@ def _selective_scan_chunked(
         h0 = initial_state.float() if initial_state is not None else u.new_zeros(batch, dim, n_state)
         return _finish_output(u.new_zeros(batch, dim, 0), u, D, z, dtype), h0
 
-    delta_t = delta.permute(2, 0, 1)  # (L, B, D)
+    # Small tensors made contiguous time-major first, so that the big (L, B, D, N) products
+    # come out contiguous in that order (elementwise ops keep their inputs' memory layout).
+    delta_t = delta.permute(2, 0, 1).contiguous()  # (L, B, D)
+    u_t = u.permute(2, 0, 1).contiguous()  # (L, B, D)
+    b_t = B.float().permute(2, 0, 1).contiguous()  # (L, B, N)
     a = torch.exp(delta_t[..., None] * A.float())  # (L, B, D, N)
-    b = (delta_t * u.permute(2, 0, 1))[..., None] * B.float().permute(2, 0, 1)[:, :, None, :]
+    b = (delta_t * u_t)[..., None] * b_t[:, :, None, :]  # (L, B, D, N)
     h0 = (
         initial_state.float().reshape(-1)
         if initial_state is not None
@@ -259,7 +263,8 @@ def _selective_scan_chunked(
     h = _LinearScan.apply(a.reshape(length, -1), b.reshape(length, -1), h0, chunk)
     h = h.view(length, batch, dim, n_state)  # (L, B, D, N)
     # Multiply-and-sum, not matmul: a batch of L tiny gemv calls is slow on CPU.
-    y = (h * C.float().permute(2, 0, 1)[:, :, None, :]).sum(-1).permute(1, 2, 0)  # (B, D, L)
+    c_t = C.float().permute(2, 0, 1).contiguous()  # (L, B, N)
+    y = (h * c_t[:, :, None, :]).sum(-1).permute(1, 2, 0)  # (B, D, L)
     return _finish_output(y, u, D, z, dtype), h[-1]
 
 
