@@ -13,15 +13,19 @@ Layout (one folder per video, so a killed run never leaves a half-written record
 A record is written into a hidden temporary folder beside its final place and renamed in
 one step; ``meta.json`` is written last inside it, so a record folder without it cannot exist.
 Arrays are plain ``.npy`` files so that large ones (crops, audio) can be memory-mapped.
+:meth:`FeatureCache.record_writer` lets a producer fill the temporary folder piece by piece
+(e.g. JPEG crops as frames stream by); hidden ``.<video>.*.tmp`` folders left by a killed
+run are what :meth:`FeatureCache.remove_temporaries` clears at the next start.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,38 @@ META = "meta.json"
 RECORDS = "records"
 FEATURES = "features"
 FEATURE_DTYPE = np.float16
+#: Suffixes of the hidden folders a record passes through (``.<video>.<random>.tmp`` while it
+#: is written, ``.<video>.old`` while it replaces an older one).
+TMP_SUFFIX = ".tmp"
+OLD_SUFFIX = ".old"
+
+
+class RecordWriter:
+    """The record being built by :meth:`FeatureCache.record_writer`.
+
+    ``folder`` is the hidden temporary folder (write extra files there, e.g. ``crops/``);
+    ``meta`` is merged into meta.json; ``shapes`` lists the arrays saved so far.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.meta: dict[str, Any] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+
+    def save_array(self, name: str, array: np.ndarray) -> Path:
+        _check_name(name)
+        array = np.asarray(array)
+        path = self.folder / f"{name}.npy"
+        np.save(path, array, allow_pickle=False)
+        self.shapes[name] = tuple(array.shape)
+        return path
+
+    def add_array_file(self, name: str) -> Path:
+        """Register ``<name>.npy`` already written into ``folder`` (e.g. through a memmap)."""
+        _check_name(name)
+        path = self.folder / f"{name}.npy"
+        self.shapes[name] = tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape)
+        return path
 
 
 class FeatureCache:
@@ -65,24 +101,40 @@ class FeatureCache:
         self, video: str, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
     ) -> Path:
         """Write a whole record atomically, replacing an older one of the same name."""
+        with self.record_writer(video) as record:
+            for name, array in arrays.items():
+                record.save_array(name, array)
+            record.meta.update(meta)
+        return self.record_dir(video)
+
+    @contextlib.contextmanager
+    def record_writer(self, video: str) -> Iterator[RecordWriter]:
+        """Build a record in a hidden temporary folder; publish it only if the block succeeds.
+
+        Inside the block, save arrays with :meth:`RecordWriter.save_array` (or write any
+        other file into ``record.folder``) and fill ``record.meta``. On a normal exit
+        ``meta.json`` is written last and the folder is renamed into place in one step,
+        replacing an older record of the same name; on any exception (including
+        KeyboardInterrupt) the temporary folder is removed and the old record is left as it was.
+        """
         final = self.record_dir(video)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{video}.", suffix=".tmp", dir=final.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{video}.", suffix=TMP_SUFFIX, dir=final.parent))
         try:
-            for name, array in arrays.items():
-                _check_name(name)
-                np.save(tmp / f"{name}.npy", np.asarray(array), allow_pickle=False)
+            record = RecordWriter(tmp)
+            yield record
             full_meta = {
                 "cache_format": CACHE_FORMAT,
                 "wildaffect_version": __version__,
                 "video": video,
-                "arrays": sorted(arrays),
-                **meta,
+                "arrays": sorted(record.shapes),
+                "shapes": {name: list(shape) for name, shape in sorted(record.shapes.items())},
+                **record.meta,
             }
             (tmp / META).write_text(json.dumps(full_meta, indent=2, default=_json_default))
             os.chmod(tmp, 0o755)
             if final.exists():  # replace: move the old one aside first, then drop it
-                old = final.with_name(f".{video}.old")
+                old = final.with_name(f".{video}{OLD_SUFFIX}")
                 shutil.rmtree(old, ignore_errors=True)
                 os.replace(final, old)
                 os.replace(tmp, final)
@@ -92,7 +144,49 @@ class FeatureCache:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return final
+
+    def remove_temporaries(self) -> list[Path]:
+        """Delete the hidden folders a killed writer left in ``records/``; return what went.
+
+        Only call it when no other process is writing to this cache (e.g. at the start of a
+        ``preprocess`` run, before its workers start).
+        """
+        records = self.root / RECORDS
+        if not records.is_dir():
+            return []
+        stale = [
+            p for p in records.iterdir()
+            if p.name.startswith(".") and p.name.endswith((TMP_SUFFIX, OLD_SUFFIX))
+        ]  # fmt: skip
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+        return sorted(stale)
+
+    def validate_record(self, video: str) -> dict[str, Any]:
+        """Check a record is whole; return its meta or raise :class:`InputError` saying what is not.
+
+        Every array listed in meta.json must load (memory-mapped, so a short file is caught
+        without reading it) with the shape recorded when it was written, and the arrays named
+        in ``meta["frame_arrays"]`` must all be ``meta["n_frames"]`` long on their first axis.
+        """
+        meta = self.read_meta(video)
+        shapes = meta.get("shapes", {})
+        for name in meta.get("arrays", []):
+            array = self.read_array(video, name, mmap=True)
+            path = self.record_dir(video) / f"{name}.npy"
+            if name in shapes and list(array.shape) != list(shapes[name]):
+                raise InputError(
+                    path, f"shape {list(array.shape)}, meta.json says {list(shapes[name])}"
+                )
+        n_frames = meta.get("n_frames")
+        for name in meta.get("frame_arrays", []):
+            path = self.record_dir(video) / f"{name}.npy"
+            if name not in meta.get("arrays", []):
+                raise InputError(path, f"frame array {name!r} is missing from the record")
+            length = self.read_array(video, name, mmap=True).shape[0]
+            if length != n_frames:
+                raise InputError(path, f"{length} rows, but the record has {n_frames} frames")
+        return meta
 
     def read_meta(self, video: str) -> dict[str, Any]:
         path = self.record_dir(video) / META
