@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
@@ -20,16 +20,16 @@ app = typer.Typer(
 
 @app.command("check")
 def check(
-    root: Path = typer.Argument(..., help="Dataset root (either ABAW annotation layout)."),
-    frames: Optional[Path] = typer.Option(
-        None, "--frames", help="Aligned-crops folder (cropped_aligned/); counts frame images."
-    ),
-    task: Optional[Task] = typer.Option(
-        None, "--task", case_sensitive=False, help="Check only this task."
-    ),
-    json_path: Optional[Path] = typer.Option(
-        None, "--json", help="Also write the summary as JSON to this file."
-    ),
+    root: Annotated[Path, typer.Argument(help="Dataset root (either ABAW annotation layout).")],
+    frames: Annotated[Path | None, typer.Option(
+        "--frames", help="Aligned-crops folder (cropped_aligned/); counts frame images."
+    )] = None,
+    task: Annotated[Task | None, typer.Option(
+        "--task", case_sensitive=False, help="Check only this task."
+    )] = None,
+    json_path: Annotated[Path | None, typer.Option(
+        "--json", help="Also write the summary as JSON to this file."
+    )] = None,
 ) -> None:
     """Validate every annotation file and print per task and split what the tree holds.
 

@@ -30,10 +30,10 @@ import io
 import math
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -169,8 +169,7 @@ def _parse_fast(data: bytes, task: Task) -> tuple[np.ndarray, np.ndarray] | None
     """Vectorised parse of a well-formed file; ``None`` when anything looks wrong."""
     import pandas as pd
 
-    if data.startswith(_BOM):
-        data = data[len(_BOM):]
+    data = data.removeprefix(_BOM)
     try:
         text = _normalise_newlines(data).decode("utf-8")
     except UnicodeDecodeError:
@@ -260,8 +259,7 @@ def split_lines(data: bytes, source: str | Path) -> list[bytes]:
 
     Shared with the submission reader so that both count lines the same way.
     """
-    if data.startswith(_BOM):
-        data = data[len(_BOM):]
+    data = data.removeprefix(_BOM)
     lines = _normalise_newlines(data).split(b"\n")
     while lines and not lines[-1].strip(b" \t"):
         lines.pop()

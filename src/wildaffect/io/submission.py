@@ -16,10 +16,12 @@ import numpy as np
 
 from wildaffect.data.abaw import (
     _decode_line,
-    frame_names as default_frame_names,
     n_value_columns,
     parse_annotation_bytes,
     split_lines,
+)
+from wildaffect.data.abaw import (
+    frame_names as default_frame_names,
 )
 from wildaffect.errors import InputError
 from wildaffect.io.atomic import atomic_write_text
@@ -218,12 +220,12 @@ def write_submission(
                 row = _fill_row(sample_path, line_no, video, frame, names[video], fill_index)
             order.append((location, video, row))
 
+    texts = {}  # video -> one "v1,v2,..." string per row; astype(str) is the shortest repr
+    for video, values in checked.items():
+        cells = values.astype(str).tolist()
+        texts[video] = cells if task is Task.EXPR else [",".join(row) for row in cells]
     lines = [submission_header(task)]
-    cells = {video: values.astype(str) for video, values in checked.items()}  # shortest repr
-    for location, video, row in order:
-        value = cells[video][row]
-        text = value if task is Task.EXPR else ",".join(value)
-        lines.append(f"{location},{text}")
+    lines += [f"{location},{texts[video][row]}" for location, video, row in order]
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
