@@ -1,0 +1,359 @@
+"""Datasets over the feature cache and ABAW labels: fixed-length clips for training, whole
+videos for evaluation, and a collate function that pads.
+
+Every item is a dict of tensors the model and the losses read directly::
+
+    visual      (L, H, W, Dv) | (L, R, Dv) | (L, Dv) float32  cached features (0 where padded)
+    landmarks   (L, 68, 2) float32 in [0, 1]; 0 where no face / padded (never NaN)
+    face_mask   (L,) bool   a face was found on the frame (False on padding)
+    audio       (L, Da) float32, audio_mask (L,) bool (only with an audio encoder)
+    valid_mask  (L,) bool   a real frame, not padding
+    labels      {task: (L, 12) float | (L,) int64 | (L, 2) float}, invalid markers where invalid
+    label_mask  {task: same shape, bool} True = a valid label of a real frame
+    video, start                       where the clip comes from
+
+Problems that would otherwise surface mid-epoch are checked when the dataset is built, each
+with the offending file: a video with labels but no cached record or features, features whose
+frame count differs from the annotation's, a missing split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, WeightedRandomSampler
+
+from wildaffect.data.abaw import VideoLabels, audio_video_name, parse_annotation, scan_dataset
+from wildaffect.data.cache import FeatureCache
+from wildaffect.errors import InputError, WildaffectError
+from wildaffect.labels import EXPR_NAMES, SPLITS, TASK_SPECS, Task
+
+DEFAULT_CLIP_LEN = 256
+DEFAULT_CLIP_STRIDE = 128
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """One annotated video: its labels per task and where its features live."""
+
+    video: str
+    n_frames: int
+    labels: dict[Task, VideoLabels]  # tasks this video has labels for
+    audio_video: str | None  # whose audio features it reads (None: no audio)
+
+
+def index_videos(
+    cache: FeatureCache,
+    labels_root: str | Path,
+    split: str,
+    tasks: Sequence[Task | str],
+    visual_encoder: str,
+    audio_encoder: str | None = None,
+) -> list[VideoSource]:
+    """Every video of ``split`` labelled for any of ``tasks``, checked against the cache.
+
+    Raises :class:`WildaffectError` for a missing split / task folder and :class:`InputError`
+    (naming the annotation or feature file) for a video missing from the cache or a length
+    mismatch between features and annotation.
+    """
+    if split not in SPLITS:
+        raise WildaffectError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    tasks = [Task(t) for t in tasks]
+    labels: dict[str, dict[Task, VideoLabels]] = {}
+    paths: dict[str, Path] = {}
+    for task in tasks:
+        index = scan_dataset(labels_root, task)  # raises on a missing split folder
+        for entry in index.select(task, split):
+            labels.setdefault(entry.video, {})[task] = parse_annotation(entry.path, task)
+            paths.setdefault(entry.video, entry.path)
+    sources = []
+    for video in sorted(labels):
+        per_task = labels[video]
+        annotation = next(iter(per_task.values()))
+        lengths = {t: vl.n_frames for t, vl in per_task.items()}
+        if len(set(lengths.values())) > 1:
+            shown = ", ".join(f"{t.value} {n}" for t, n in lengths.items())
+            raise WildaffectError(f"video {video!r}: annotation lengths differ across tasks ({shown})")
+        path = paths[video]
+        if not cache.has_record(video):
+            raise InputError(path, f"video {video!r} is labelled but has no record in cache {cache.root}")
+        n_frames = annotation.n_frames
+        _check_length(cache, visual_encoder, video, n_frames, path)
+        audio_video = None
+        if audio_encoder is not None:
+            audio_video = video if cache.has_features(audio_encoder, video) else audio_video_name(video)
+            _check_length(cache, audio_encoder, audio_video, n_frames, path)
+        has_face = cache.read_array(video, "has_face", mmap=True)
+        if has_face.shape[0] != n_frames:
+            raise InputError(
+                cache.record_dir(video) / "has_face.npy",
+                f"has_face has {has_face.shape[0]} frames but {path} has {n_frames}",
+            )
+        sources.append(VideoSource(video, n_frames, per_task, audio_video))
+    if not sources:
+        raise WildaffectError(f"{labels_root}: no {split} videos labelled for {', '.join(t.value for t in tasks)}")
+    return sources
+
+
+def _check_length(cache: FeatureCache, encoder: str, video: str, n_frames: int, path: Path) -> None:
+    features = cache.read_features(encoder, video, mmap=True)  # raises InputError when missing
+    if features.shape[0] != n_frames:
+        raise InputError(
+            cache.feature_path(encoder, video),
+            f"{encoder} features have {features.shape[0]} frames but the annotation {path} "
+            f"has {n_frames}",
+        )
+
+
+def _empty_labels(task: Task, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(values filled with the invalid marker, all-False mask) of one task for ``length`` frames."""
+    if task is Task.EXPR:
+        return np.full(length, TASK_SPECS[task].invalid, np.int64), np.zeros(length, bool)
+    shape = (length, len(TASK_SPECS[task].columns))
+    return np.full(shape, TASK_SPECS[task].invalid, np.float32), np.zeros(shape, bool)
+
+
+class _CacheReader:
+    """Slices of one video's cached arrays as padded tensors (memory-mapped, opened lazily)."""
+
+    def __init__(self, cache: FeatureCache, tasks: Sequence[Task], visual_encoder: str,
+                 audio_encoder: str | None) -> None:
+        self.cache, self.tasks = cache, list(tasks)
+        self.visual_encoder, self.audio_encoder = visual_encoder, audio_encoder
+        self._open: dict[str, dict[str, Any]] = {}
+
+    def _arrays(self, source: VideoSource) -> dict[str, Any]:
+        if source.video not in self._open:
+            cache, video = self.cache, source.video
+            arrays = {
+                "visual": cache.read_features(self.visual_encoder, video, mmap=True),
+                "has_face": cache.read_array(video, "has_face", mmap=True),
+                "landmarks": (
+                    cache.read_array(video, "landmarks68", mmap=True)
+                    if (cache.record_dir(video) / "landmarks68.npy").is_file() else None
+                ),
+            }
+            if source.audio_video is not None:
+                arrays["audio"] = cache.read_features(self.audio_encoder, source.audio_video,
+                                                      mmap=True)
+                meta = cache.read_meta(video)
+                arrays["has_audio"] = bool(meta.get("has_audio", True))
+            self._open[video] = arrays
+        return self._open[source.video]
+
+    def read(self, source: VideoSource, start: int, length: int) -> dict[str, Any]:
+        """Frames ``[start, start + length)`` of ``source``, padded past its end."""
+        arrays = self._arrays(source)
+        stop = min(start + length, source.n_frames)
+        n = stop - start
+
+        def padded(array: np.ndarray, fill: float = 0.0, dtype: Any = np.float32) -> np.ndarray:
+            out = np.full((length, *array.shape[1:]), fill, dtype=dtype)
+            out[:n] = array[start:stop]
+            return out
+
+        visual = padded(arrays["visual"])
+        face = padded(arrays["has_face"], False, bool)
+        if arrays["landmarks"] is not None:
+            landmarks = padded(arrays["landmarks"])
+        else:
+            landmarks = np.zeros((length, 68, 2), np.float32)
+        finite = np.isfinite(landmarks).all(axis=(1, 2))  # (L,)
+        face &= finite | (arrays["landmarks"] is None)
+        landmarks[~finite] = 0.0
+        visual[~face] = 0.0  # no-face frames carry no (possibly NaN) features
+        valid = np.zeros(length, bool)
+        valid[:n] = True
+        item: dict[str, Any] = {
+            "visual": torch.from_numpy(visual),
+            "landmarks": torch.from_numpy(landmarks),
+            "face_mask": torch.from_numpy(face),
+            "valid_mask": torch.from_numpy(valid),
+            "video": source.video,
+            "start": start,
+        }
+        if "audio" in arrays:
+            item["audio"] = torch.from_numpy(padded(arrays["audio"]))
+            item["audio_mask"] = torch.from_numpy(valid & arrays["has_audio"])
+        labels, masks = {}, {}
+        for task in self.tasks:
+            values, mask = _empty_labels(task, length)
+            if task in source.labels:
+                vl = source.labels[task]
+                values[:n] = vl.values[start:stop]
+                mask[:n] = vl.valid[start:stop]
+            labels[task.value] = torch.from_numpy(values)
+            masks[task.value] = torch.from_numpy(mask)
+        item["labels"], item["label_mask"] = labels, masks
+        return item
+
+
+def clip_starts(n_frames: int, clip_len: int, stride: int) -> list[int]:
+    """Clip starts 0, stride, ... up to the first clip that reaches the end (padded if needed)."""
+    if clip_len < 1 or stride < 1:
+        raise ValueError(f"clip_len and stride must be >= 1, got {clip_len}, {stride}")
+    starts = [0]
+    while starts[-1] + clip_len < n_frames:
+        starts.append(starts[-1] + stride)
+    return starts
+
+
+class _BaseDataset(Dataset):
+    def __init__(
+        self,
+        cache: FeatureCache | str | Path,
+        labels_root: str | Path,
+        split: str,
+        tasks: Sequence[Task | str],
+        visual_encoder: str,
+        audio_encoder: str | None = None,
+    ) -> None:
+        self.cache = cache if isinstance(cache, FeatureCache) else FeatureCache(cache)
+        self.tasks = [Task(t) for t in tasks]
+        self.split = split
+        self.sources = index_videos(
+            self.cache, labels_root, split, self.tasks, visual_encoder, audio_encoder
+        )
+        self._reader = _CacheReader(self.cache, self.tasks, visual_encoder, audio_encoder)
+
+    @property
+    def videos(self) -> list[str]:
+        return [s.video for s in self.sources]
+
+    def feature_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-frame shapes of the cached features: {"visual": (...), "audio": (...)}."""
+        arrays = self._reader._arrays(self.sources[0])
+        shapes = {"visual": tuple(arrays["visual"].shape[1:])}
+        if "audio" in arrays:
+            shapes["audio"] = tuple(arrays["audio"].shape[1:])
+        return shapes
+
+
+class ClipDataset(_BaseDataset):
+    """Clips of ``clip_len`` frames every ``stride`` frames; the last clip of a video is
+    padded (``valid_mask`` False) so that every frame is in at least one clip."""
+
+    def __init__(
+        self,
+        cache: FeatureCache | str | Path,
+        labels_root: str | Path,
+        split: str,
+        tasks: Sequence[Task | str],
+        visual_encoder: str,
+        audio_encoder: str | None = None,
+        clip_len: int = DEFAULT_CLIP_LEN,
+        stride: int = DEFAULT_CLIP_STRIDE,
+    ) -> None:
+        super().__init__(cache, labels_root, split, tasks, visual_encoder, audio_encoder)
+        self.clip_len, self.stride = clip_len, stride
+        self.clips = [
+            (i, start)
+            for i, source in enumerate(self.sources)
+            for start in clip_starts(source.n_frames, clip_len, stride)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        i, start = self.clips[index]
+        return self._reader.read(self.sources[i], start, self.clip_len)
+
+    def sample_weights(self) -> np.ndarray:
+        """(n_clips,) weights that favour clips holding rare labels.
+
+        A frame's weight is the mean inverse frequency of its valid labels (positive AUs, its
+        EXPR class); a clip's weight is the mean over its labelled frames, normalised to mean 1.
+        Clips with no labels keep weight 1.
+        """
+        freq = self._label_frequencies()
+        weights = np.ones(len(self.clips))
+        for c, (i, start) in enumerate(self.clips):
+            source = self.sources[i]
+            stop = min(start + self.clip_len, source.n_frames)
+            terms = []
+            if Task.AU in source.labels and Task.AU in freq:
+                vl = source.labels[Task.AU]
+                pos = (vl.values[start:stop] == 1) & vl.valid[start:stop]
+                if pos.any():
+                    terms.append(float((pos / freq[Task.AU]).sum(1).mean()))
+            if Task.EXPR in source.labels and Task.EXPR in freq:
+                vl = source.labels[Task.EXPR]
+                ids = vl.values[start:stop][vl.valid[start:stop]]
+                if ids.size:
+                    terms.append(float((1.0 / freq[Task.EXPR][ids]).mean()))
+            if terms:
+                weights[c] = float(np.mean(terms))
+        return weights / weights.mean()
+
+    def _label_frequencies(self) -> dict[Task, np.ndarray]:
+        freq: dict[Task, np.ndarray] = {}
+        au = [s.labels[Task.AU] for s in self.sources if Task.AU in s.labels]
+        if au:
+            pos = sum(((vl.values == 1) & vl.valid).sum(0) for vl in au)
+            n = sum(vl.valid.sum(0) for vl in au)
+            freq[Task.AU] = np.maximum(pos, 1) / np.maximum(n, 1)  # (12,)
+        expr = [s.labels[Task.EXPR] for s in self.sources if Task.EXPR in s.labels]
+        if expr:
+            counts = sum(np.bincount(vl.values[vl.valid], minlength=len(EXPR_NAMES)) for vl in expr)
+            freq[Task.EXPR] = np.maximum(counts, 1) / max(int(counts.sum()), 1)  # (8,)
+        return freq
+
+    def balanced_sampler(self, num_samples: int | None = None, seed: int = 0) -> WeightedRandomSampler:
+        """A with-replacement sampler drawing clips by :meth:`sample_weights`."""
+        generator = torch.Generator().manual_seed(seed)
+        return WeightedRandomSampler(
+            torch.as_tensor(self.sample_weights(), dtype=torch.double),
+            num_samples or len(self), replacement=True, generator=generator,
+        )
+
+
+class VideoDataset(_BaseDataset):
+    """One item per whole video (no padding), for evaluation on every frame exactly once."""
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        source = self.sources[index]
+        return self._reader.read(source, 0, source.n_frames)
+
+
+def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Stack items, right-padding shorter ones (``valid_mask`` / ``face_mask`` / label masks
+    False, labels the invalid marker) so whole videos of different lengths batch together."""
+    length = max(int(item["valid_mask"].shape[0]) for item in items)
+
+    def pad(x: torch.Tensor, fill: float | bool = 0) -> torch.Tensor:
+        if x.shape[0] == length:
+            return x
+        extra = x.new_full((length - x.shape[0], *x.shape[1:]), fill)
+        return torch.cat([x, extra])
+
+    batch: dict[str, Any] = {}
+    for key in ("visual", "landmarks", "face_mask", "valid_mask", "audio", "audio_mask"):
+        if key in items[0]:
+            batch[key] = torch.stack([pad(item[key]) for item in items])
+    batch["labels"] = {
+        task: torch.stack([pad(item["labels"][task], TASK_SPECS[Task(task)].invalid)
+                           for item in items])
+        for task in items[0]["labels"]
+    }
+    batch["label_mask"] = {
+        task: torch.stack([pad(item["label_mask"][task], False) for item in items])
+        for task in items[0]["label_mask"]
+    }
+    batch["video"] = [item["video"] for item in items]
+    batch["start"] = torch.tensor([item["start"] for item in items])
+    return batch
+
+
+__all__ = [
+    "ClipDataset", "VideoDataset", "VideoSource", "clip_starts", "collate",
+    "index_videos",
+]
