@@ -258,6 +258,16 @@ def test_missing_split_is_an_error(tmp_path):
         scan_dataset(tmp_path)
 
 
+def test_hidden_and_other_files_are_ignored(tmp_path):
+    tree = build_abaw_tree(tmp_path, tasks=[Task.EXPR])
+    folder = task_dir(tmp_path, Task.EXPR, "challenge") / SPLITS[0]
+    (folder / "._1-30-1280x720.txt").write_bytes(b"\x00\x05\x16\x07\xff")  # macOS fork
+    (folder / "notes.md").write_text("not a label file")
+    index = scan_dataset(tmp_path)
+    assert [f.path for f in index] == sorted(tree.paths.values(), key=lambda p: (
+        p.parent.name, p.name))
+
+
 def test_task_filter(tmp_path):
     build_abaw_tree(tmp_path, tasks=[Task.AU, Task.VA])
     index = scan_dataset(tmp_path, task="VA")

@@ -136,6 +136,10 @@ def test_not_a_dataset_is_a_user_error(tmp_path):
     result = runner.invoke(app, ["data", "check", str(tmp_path)])
     assert result.exit_code == 1
     assert isinstance(result.exception, WildaffectError)
+    build_abaw_tree(tmp_path, tasks=[Task.VA])
+    result = runner.invoke(app, ["data", "check", str(tmp_path), "--frames", str(tmp_path / "x")])
+    assert result.exit_code == 1
+    assert "frames folder not found" in str(result.exception)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -413,7 +413,8 @@ class DatasetIndex:
 def scan_dataset(root: str | Path, task: Task | str | None = None) -> DatasetIndex:
     """List the annotation files of ``root`` (all tasks it has, or just ``task``).
 
-    Every listed task must have all of ``SPLITS``, each with at least one ``.txt`` file.
+    Every listed task must have all of ``SPLITS``, each with at least one ``.txt`` file;
+    hidden files and other extensions are ignored.
     """
     found = find_annotation_root(root)
     if task is not None:
@@ -431,7 +432,10 @@ def scan_dataset(root: str | Path, task: Task | str | None = None) -> DatasetInd
             split_dir = found.task_dirs[t] / split
             if not split_dir.is_dir():
                 raise WildaffectError(f"{found.task_dirs[t]}: missing the {split}/ folder")
-            paths = sorted(p for p in split_dir.glob("*" + ANNOTATION_SUFFIX) if p.is_file())
+            paths = sorted(  # hidden files (e.g. macOS "._x.txt" resource forks) are not labels
+                p for p in split_dir.glob("*" + ANNOTATION_SUFFIX)
+                if p.is_file() and not p.name.startswith(".")
+            )
             if not paths:
                 raise WildaffectError(f"{split_dir}: no {ANNOTATION_SUFFIX} annotation files")
             files.extend(
