@@ -45,6 +45,8 @@ def _register_commands() -> None:
     app.command("download")(download.download)
     from wildaffect.commands import data
     app.add_typer(data.app, name="data")
+    from wildaffect.commands import preprocess
+    app.command("preprocess")(preprocess.preprocess)
 
 
 _register_commands()

@@ -1,0 +1,119 @@
+"""``wildaffect preprocess``: media files -> per-video records in a feature cache.
+
+Thin layer over :func:`wildaffect.preprocess.preprocess_batch`: options, a rich progress bar,
+the summary table and the failure list. Nothing heavy is imported at module level.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from wildaffect.preprocess import BatchReport, Job, VideoResult
+
+
+def preprocess(
+    inputs: list[str] = typer.Argument(
+        ..., help="Media files, folders (searched recursively) or glob patterns.", metavar="INPUT..."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Cache folder to write the records into."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes to run in parallel."),
+    crops: str = typer.Option(
+        "jpeg", "--crops", help="Face crops: jpeg (crops/00001.jpg...), npy (one array) or none."
+    ),
+    force: bool = typer.Option(False, "--force", help="Redo inputs whose record is up to date."),
+    face_model: Path = typer.Option(
+        None, "--face-model", help="MediaPipe face_landmarker.task (default: found automatically)."
+    ),
+) -> None:
+    """Decode, find and align the face, and store landmarks, crops and 16 kHz audio per video.
+
+    A killed run resumes where it stopped (complete records of unchanged inputs are skipped);
+    a bad input is listed at the end with its reason while the others finish. Exit status 1
+    when any input failed.
+    """
+    from rich.console import Console
+
+    from wildaffect.preprocess import CROP_FORMATS, preprocess_batch
+
+    if crops not in CROP_FORMATS:
+        raise typer.BadParameter(f"must be one of {', '.join(CROP_FORMATS)}", param_hint="--crops")
+    console = Console(highlight=False)
+    with _RichProgress(console) as progress:
+        report = preprocess_batch(
+            inputs, out, workers=workers, crops=crops, force=force,  # type: ignore[arg-type]
+            face_model=face_model, progress=progress,
+        )  # fmt: skip
+    _print_summary(console, report)
+    n_failed = len(report.failures)
+    if n_failed:
+        console.print(f"\n[bold red]{n_failed} of {len(report.results)} inputs failed:[/]")
+        for result in report.failures:
+            console.print(result.describe_failure(), markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"[green]all {len(report.results)} inputs are in {report.cache_root}[/]")
+
+
+class _RichProgress:
+    """One bar for the batch (videos) and one per video being processed (frames)."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.progress import (
+            BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+        )  # fmt: skip
+
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=console, transient=True,
+        )  # fmt: skip
+        self.total_task = None
+        self.video_tasks: dict[str, int] = {}  # record name -> its bar
+
+    def __enter__(self) -> _RichProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def begin(self, total: int) -> None:
+        self.total_task = self.bar.add_task("videos", total=total)
+
+    def started(self, job: Job) -> None:
+        self.video_tasks[job.video] = self.bar.add_task(f"  {job.video}", total=None)
+
+    def frames(self, job: Job, done: int, estimate: int | None) -> None:
+        task = self.video_tasks.get(job.video)
+        if task is not None:
+            self.bar.update(task, completed=done, total=max(estimate or 0, done) or None)
+
+    def finished(self, result: VideoResult) -> None:
+        task = self.video_tasks.pop(result.video or "", None)
+        if task is not None:
+            self.bar.remove_task(task)
+        if self.total_task is not None:
+            self.bar.advance(self.total_task)
+
+
+def _print_summary(console: Console, report: BatchReport) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"preprocess -> {report.cache_root}", title_justify="left")
+    for column in ("video", "frames", "face frames", "audio s", "status"):
+        table.add_column(column, justify="left" if column in ("video", "status") else "right")
+    for r in report.results:
+        faces = (
+            f"{100 * r.n_face_frames / r.n_frames:.0f}%"
+            if r.n_frames and r.n_face_frames is not None else "-"
+        )  # fmt: skip
+        status = {"done": "[green]done[/]", "cached": "cached", "failed": "[red]failed[/]"}
+        table.add_row(
+            r.video or str(r.path), "-" if r.n_frames is None else str(r.n_frames), faces,
+            "-" if r.audio_s is None else f"{r.audio_s:.2f}", status[r.status],
+        )  # fmt: skip
+    console.print(table)
