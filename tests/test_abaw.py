@@ -136,7 +136,7 @@ def test_au_markers_and_float_spellings():
 
 def test_fast_path_takes_a_large_file():
     rng = np.random.default_rng(0)
-    rows = rng.integers(-1, 2, (50_000, 12))
+    rows = rng.integers(-1, 2, (20_000, 12))
     data = (AU_HEADER + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n").encode()
     fast = _parse_fast(data, Task.AU)
     assert fast is not None, "a valid file must not need the slow path"
