@@ -244,7 +244,7 @@ def _domain_error(task: Task, column: str, token: str, number: float) -> str | N
     )
 
 
-def _decode_line(raw: bytes, source: str | Path, line: int) -> str:
+def decode_line(raw: bytes, source: str | Path, line: int) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -275,7 +275,7 @@ def parse_annotation_reference(
     task = Task(task)
     spec = TASK_SPECS[task]
     lines = split_lines(data, source)
-    header = _decode_line(lines[0], source, 1)
+    header = decode_line(lines[0], source, 1)
     if not _header_matches(header, task):
         shown = header.strip() if len(header) <= 120 else header[:117] + "..."
         raise InputError(
@@ -287,7 +287,7 @@ def parse_annotation_reference(
     columns = spec.columns if n_columns > 1 else ("expression class",)
     rows: list[list[float]] = []
     for line_no, raw in enumerate(lines[1:], start=2):
-        text = _decode_line(raw, source, line_no)
+        text = decode_line(raw, source, line_no)
         if not text.strip(_SPACE):
             raise InputError(
                 source, "blank line between frame lines (every line is one frame)", line=line_no

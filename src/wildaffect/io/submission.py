@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from wildaffect.data.abaw import (
-    _decode_line,
+    decode_line,
     n_value_columns,
     parse_annotation_bytes,
     split_lines,
@@ -77,7 +77,7 @@ def _read_rows(path: Path, task: Task) -> list[tuple[int, str, str]]:
     except OSError as err:
         raise InputError(path, f"cannot read: {err.strerror or err}") from None
     lines = split_lines(data, path)
-    header = _decode_line(lines[0], path, 1)
+    header = decode_line(lines[0], path, 1)
     expected = submission_header(task)
     if [c.strip(" \t").lower() for c in header.split(",")] != expected.lower().split(","):
         raise InputError(path, f"header is {header.strip()[:120]!r}, expected {expected!r}",
@@ -87,7 +87,7 @@ def _read_rows(path: Path, task: Task) -> list[tuple[int, str, str]]:
     rows = []
     seen: dict[str, int] = {}
     for line_no, raw in enumerate(lines[1:], start=2):
-        location, comma, rest = _decode_line(raw, path, line_no).partition(",")
+        location, comma, rest = decode_line(raw, path, line_no).partition(",")
         location = location.strip(" \t")
         video, frame = split_location(location)
         if not video or not frame:
