@@ -1,0 +1,90 @@
+"""The training configuration: one dataclass that travels inside every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+Precision = Literal["32-true", "bf16-mixed"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train (preset + data) and how (optimiser, schedule, clips, precision).
+
+    The preset names the architecture; the cached features decide its input widths
+    (``d_visual``, ``d_audio``, ``visual_input``), see :func:`wildaffect.train.run.train`.
+    Defaults follow the paper (GUIDE §1): AdamW, cosine schedule after 5 linear warm-up
+    epochs, a smaller LR for LoRA parameters, clips of 256 frames, batch 16 clips.
+    """
+
+    preset: str = "abaw-full"
+    data_dir: str = ""  # ABAW annotation tree
+    cache_dir: str = ""  # FeatureCache with the encoders' features
+    out_dir: str = "runs/run"
+    visual_encoder: str = "synth-grid"
+    audio_encoder: str | None = "synth-audio"
+    # Tasks to train; None: the preset's. A task without a loss in the preset gets its default.
+    tasks: tuple[str, ...] | None = None
+    task_weights: dict[str, float] = field(default_factory=dict)  # missing task: weight 1
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    # Optimiser and schedule.
+    epochs: int = 30
+    max_steps: int = -1  # > 0: stop after this many optimiser steps
+    lr: float = 3e-4
+    lora_lr: float = 3e-5
+    weight_decay: float = 0.05
+    warmup_epochs: float = 5.0
+    min_lr_ratio: float = 0.0  # cosine floor as a fraction of the peak LR
+    swa_epochs: int = 0  # > 0: Stochastic Weight Averaging over the last swa_epochs epochs
+    swa_lr: float | None = None  # None: lr / 10
+    grad_clip: float = 1.0
+    # Data.
+    clip_len: int = 256
+    clip_stride: int = 128
+    batch_size: int = 16
+    balanced: bool = False
+    num_workers: int = 0
+    # Runtime.
+    precision: Precision = "32-true"
+    seed: int = 0
+    devices: int = 1
+    progress_bar: bool = True
+    log_every_n_steps: int = 10
+
+    def __post_init__(self) -> None:
+        if self.tasks is not None:
+            object.__setattr__(self, "tasks", tuple(self.tasks))
+        problems = []
+        if self.precision not in ("32-true", "bf16-mixed"):
+            problems.append(f"precision must be '32-true' or 'bf16-mixed', got {self.precision!r}")
+        for name in ("epochs", "clip_len", "clip_stride", "batch_size", "devices"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.swa_epochs < 0 or self.swa_epochs > self.epochs:
+            problems.append(f"swa_epochs must be in 0..epochs ({self.epochs}), got {self.swa_epochs}")
+        if self.warmup_epochs < 0:
+            problems.append(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if problems:
+            from wildaffect.errors import WildaffectError
+
+            raise WildaffectError("train config: " + "; ".join(problems))
+
+    def with_overrides(self, **overrides: Any) -> TrainConfig:
+        return replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.tasks is not None:
+            data["tasks"] = list(self.tasks)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            from wildaffect.errors import WildaffectError
+
+            raise WildaffectError(f"unknown train option(s): {', '.join(unknown)}")
+        return cls(**data)

@@ -1,0 +1,249 @@
+"""Build everything from a :class:`TrainConfig` and fit; the checkpoint format; reloading.
+
+Everything that can be wrong with the inputs is checked before Lightning starts: the preset
+name, the data tree's splits, each video's cache entry and frame count (see
+:mod:`wildaffect.data.dataset`), and the model config the cached feature shapes imply.
+
+A run folder holds::
+
+    RUN/config.json              train config + resolved model config (what was run)
+    RUN/checkpoints/last.ckpt    Lightning checkpoint of the last epoch (resume from it)
+    RUN/checkpoints/best-*.ckpt  best ``val/score``
+    RUN/final.ckpt               the weights at the end (SWA-averaged when SWA ran)
+    RUN/logs/metrics.csv         CSV log (and TensorBoard events when tensorboard is installed)
+
+Each checkpoint's ``hyper_parameters`` carry ``model_config`` (``ModelConfig.to_dict()``),
+``train_config``, ``label_names`` and ``wildaffect_version``: :func:`load_model` needs nothing
+else.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wildaffect.errors import InputError, WildaffectError
+from wildaffect.face.regions import DEFAULT_REGIONS
+from wildaffect.labels import SPLITS, Task
+from wildaffect.train.config import TrainConfig
+
+CHECKPOINT_DIR = "checkpoints"
+FINAL_CHECKPOINT = "final.ckpt"
+CONFIG_FILE = "config.json"
+
+
+@dataclass
+class RunResult:
+    """Where the run went and how it scored (``val/...`` metrics)."""
+
+    run_dir: Path
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    final_metrics: dict[str, float] = field(default_factory=dict)
+    best_checkpoint: Path | None = None
+    final_checkpoint: Path | None = None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"key=value"`` -> (key, Python value): numbers, lists, booleans, None, else the string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise WildaffectError(f"override {text!r} is not key=value")
+    raw = raw.strip()
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
+    return key.strip(), value
+
+
+def resolve_model_config(config: TrainConfig, shapes: dict[str, tuple[int, ...]]):
+    """The preset with the user's overrides, its input widths taken from the cached features
+    (``shapes`` from :meth:`ClipDataset.feature_shapes`) and a loss for every trained task."""
+    from wildaffect.losses import LOSSES
+    from wildaffect.models.registry import get_config
+
+    base = get_config(config.preset)  # unknown preset: WildaffectError listing the valid ones
+    visual = shapes["visual"]
+    visual_input = {3: "grid", 2: "regions", 1: "vector"}.get(len(visual))
+    if visual_input is None:
+        raise WildaffectError(f"cached {config.visual_encoder} features have per-frame shape "
+                              f"{visual}; expected (H, W, D), (R, D) or (D,)")
+    if visual_input == "regions" and visual[0] != len(DEFAULT_REGIONS):
+        raise WildaffectError(f"{config.visual_encoder} has {visual[0]} region tokens per frame; "
+                              f"the model's regions number {len(DEFAULT_REGIONS)}")
+    tasks = tuple(Task(t) for t in (config.tasks or [t.value for t in base.tasks]))
+    losses = {**base.losses}
+    for task in tasks:
+        losses.setdefault(task.value, next(iter(LOSSES[task])))
+    derived: dict[str, Any] = {
+        "visual_input": visual_input, "d_visual": visual[-1],
+        "visual_encoder": config.visual_encoder,
+        "audio_encoder": config.audio_encoder,
+        "d_audio": shapes["audio"][-1] if "audio" in shapes else 0,
+        "tasks": tasks,
+        "losses": {t.value: losses[t.value] for t in tasks},
+    }
+    if not derived["d_audio"] and base.fusion in ("asym_xattn", "dual_branch", "token_transformer"):
+        derived["fusion"] = "none" if base.temporal == "ag_ssm" else "concat"
+    try:
+        return base.with_overrides(**{**derived, **config.model_overrides})
+    except (ValueError, TypeError) as err:
+        raise WildaffectError(f"preset {config.preset!r}: {err}") from None
+
+
+def build_datasets(config: TrainConfig, tasks: list[Task]):
+    """(train ClipDataset, validation VideoDataset); raises on a missing split, a video missing
+    from the cache or a frame-count mismatch."""
+    from wildaffect.data.dataset import ClipDataset, VideoDataset
+
+    if not config.data_dir or not Path(config.data_dir).is_dir():
+        raise WildaffectError(f"data folder {config.data_dir!r} not found")
+    if not config.cache_dir or not Path(config.cache_dir).is_dir():
+        raise WildaffectError(f"cache folder {config.cache_dir!r} not found")
+    common: dict[str, Any] = {
+        "cache": config.cache_dir, "labels_root": config.data_dir, "tasks": tasks,
+        "visual_encoder": config.visual_encoder, "audio_encoder": config.audio_encoder,
+    }
+    train_split, val_split = SPLITS
+    train_set = ClipDataset(split=train_split, clip_len=config.clip_len,
+                            stride=config.clip_stride, **common)
+    val_set = VideoDataset(split=val_split, **common)
+    if train_set.feature_shapes() != val_set.feature_shapes():
+        raise WildaffectError(
+            f"feature shapes differ between splits: train {train_set.feature_shapes()}, "
+            f"validation {val_set.feature_shapes()}"
+        )
+    return train_set, val_set
+
+
+def prepare(config: TrainConfig):
+    """All input checks, in order: preset, data, cache, shapes -> (model config, datasets)."""
+    from wildaffect.models.registry import get_config
+
+    preset = get_config(config.preset)  # first: an unknown name needs no data to be reported
+    tasks = [Task(t) for t in (config.tasks or [t.value for t in preset.tasks])]
+    train_set, val_set = build_datasets(config, tasks)
+    model_config = resolve_model_config(config, train_set.feature_shapes())
+    return model_config, train_set, val_set
+
+
+def _loggers(run_dir: Path) -> list:
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    loggers = [CSVLogger(run_dir, name="logs", version="")]
+    try:
+        import tensorboard  # noqa: F401
+
+        loggers.append(TensorBoardLogger(run_dir, name="logs", version=""))
+    except ImportError:
+        pass
+    return loggers
+
+
+def train(config: TrainConfig) -> RunResult:
+    """Check the inputs, build model and data, ``Trainer.fit``; returns the run's metrics."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import (
+        LearningRateMonitor,
+        ModelCheckpoint,
+        RichProgressBar,
+        StochasticWeightAveraging,
+    )
+
+    from wildaffect import __version__
+    from wildaffect.data.dataset import collate
+    from wildaffect.io.atomic import atomic_write_text
+    from wildaffect.train.module import LABEL_NAMES, MONITOR, AffectModule
+
+    model_config, train_set, val_set = prepare(config)
+    run_dir = Path(config.out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+
+    sampler = train_set.balanced_sampler(seed=config.seed) if config.balanced else None
+    generator = torch.Generator().manual_seed(config.seed)
+    train_loader = torch.utils.data.DataLoader(
+        train_set, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
+        collate_fn=collate, num_workers=config.num_workers, generator=generator,
+        drop_last=len(train_set) > config.batch_size,
+    )
+    val_loader = torch.utils.data.DataLoader(
+        val_set, batch_size=1, shuffle=False, collate_fn=collate, num_workers=config.num_workers
+    )
+    steps_per_epoch = max(len(train_loader), 1)
+    label_names = {t.value: LABEL_NAMES[t.value] for t in model_config.tasks}
+    module = AffectModule(model_config.to_dict(), config.to_dict(), steps_per_epoch,
+                          label_names, __version__)
+    atomic_write_text(run_dir / CONFIG_FILE, json.dumps(
+        {"train_config": config.to_dict(), "model_config": model_config.to_dict(),
+         "label_names": label_names, "wildaffect_version": __version__}, indent=2) + "\n")
+
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / CHECKPOINT_DIR, filename="best-{epoch}-{step}", monitor=MONITOR,
+        mode="max", save_top_k=1, save_last=True, auto_insert_metric_name=False,
+    )
+    callbacks: list = [checkpoint, LearningRateMonitor(logging_interval="step")]
+    if config.progress_bar:
+        callbacks.append(RichProgressBar())
+    if config.swa_epochs > 0:
+        # Our models normalise with LayerNorm only: the callback finds no BatchNorm and skips
+        # its extra BN-statistics epoch (tests/test_train.py checks the run still ends cleanly).
+        callbacks.append(StochasticWeightAveraging(
+            swa_lrs=config.swa_lr if config.swa_lr is not None else config.lr / 10,
+            swa_epoch_start=config.epochs - config.swa_epochs, annealing_epochs=1,
+        ))
+    trainer = L.Trainer(
+        max_epochs=config.epochs, max_steps=config.max_steps, accelerator="cpu"
+        if not torch.cuda.is_available() else "auto", devices=config.devices,
+        precision=config.precision, gradient_clip_val=config.grad_clip or None,
+        callbacks=callbacks, logger=_loggers(run_dir), default_root_dir=run_dir,
+        log_every_n_steps=min(config.log_every_n_steps, steps_per_epoch),
+        enable_progress_bar=config.progress_bar, enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, train_loader, val_loader)
+
+    final_path = run_dir / FINAL_CHECKPOINT
+    trainer.save_checkpoint(final_path)
+    best_metrics = dict(module.best_val_metrics)
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+    # Score the final weights (they differ from the last validation's after SWA).
+    trainer.validate(module, val_loader, verbose=False)
+    return RunResult(run_dir=run_dir, best_metrics=best_metrics,
+                     final_metrics=dict(module.val_metrics), best_checkpoint=best,
+                     final_checkpoint=final_path)
+
+
+def _load(path: str | Path) -> dict[str, Any]:
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise WildaffectError(f"{path}: checkpoint not found")
+    try:
+        # Our checkpoints hold tensors and plain containers only; Lightning's own entries
+        # (loop and callback states) may carry other types, so weights_only cannot be used.
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 (any unpickling failure is a bad file)
+        raise InputError(path, f"not a readable checkpoint ({err})") from None
+
+
+def load_model(checkpoint_path: str | Path):
+    """Rebuild the :class:`AffectModel` of a checkpoint from its stored config (eval mode)."""
+    from wildaffect.models.affect import AffectModel
+    from wildaffect.models.config import ModelConfig
+
+    data = _load(checkpoint_path)
+    hparams = data.get("hyper_parameters", {})
+    if "model_config" not in hparams or "state_dict" not in data:
+        raise InputError(checkpoint_path, "not a wildaffect training checkpoint (no model_config)")
+    model = AffectModel(ModelConfig.from_dict(hparams["model_config"]))
+    prefix = "model."
+    state = {k[len(prefix):]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
+    model.load_state_dict(state)
+    return model.eval()
+
