@@ -85,6 +85,35 @@ def test_unknown_projection_is_a_clear_error() -> None:
         find_lora_targets(nn.Sequential(nn.Linear(4, 4)))
 
 
+@pytest.mark.parametrize("name", ["dinov2-small", "vit-base", "clip-vit-b16", "wavlm-base", "whisper-base"])
+def test_lora_is_live_in_the_forward_pass(name: str) -> None:
+    """A nonzero B must change the output and every LoRA matrix must get a gradient.
+
+    WavLM reads ``q_proj.weight`` directly (F.multi_head_attention_forward): a module wrapper
+    alone would be silently skipped there.
+    """
+    torch.manual_seed(0)
+    encoder = create_encoder(name, pretrained=False, tiny=True)
+    x = torch.randn(1, 16_000) * 0.1 if name.startswith(("wavlm", "whisper")) else _pixels()
+
+    def output() -> torch.Tensor:
+        out = encoder(x)
+        return out.features if hasattr(out, "features") else out.patch_grid
+
+    with torch.no_grad():
+        before = output()
+    apply_lora(encoder, r=R, alpha=ALPHA)
+    with torch.no_grad():
+        torch.testing.assert_close(output(), before)  # B = 0: LoRA starts as a no-op
+    _randomise_lora_b(encoder)
+    after = output()
+    assert (after - before).abs().max() > 1e-3
+    after.square().mean().backward()
+    params = lora_parameters(encoder)
+    assert len(params) == 2 * 2 * 2
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
+
+
 def test_only_lora_is_trainable_and_gets_gradients() -> None:
     encoder = apply_lora(create_encoder("dinov2-small", pretrained=False, tiny=True), r=R, alpha=ALPHA)
     trainable = {n for n, p in encoder.named_parameters() if p.requires_grad}
@@ -125,30 +154,44 @@ def test_wavlm_adapter_and_layer_weights_stay_trainable() -> None:
     assert not any(id(p) == id(encoder.layer_logits) for p in lora_parameters(encoder))
 
 
-@pytest.mark.parametrize("name", ["dinov2-small", "clip-vit-b16"])
+Q_PROJ = {
+    "dinov2-small": "encoder.layer.0.attention.q_proj",
+    "clip-vit-b16": "encoder.layers.0.self_attn.q_proj",
+    "wavlm-base": "encoder.layers.0.attention.q_proj",
+}
+
+
+def _lora_a_b(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A: (r, in), B: (out, r)) of a peft LoRA Linear or of our weight parametrization."""
+    if hasattr(layer, "lora_A"):
+        return layer.lora_A["default"].weight.detach().clone(), layer.lora_B["default"].weight.detach().clone()
+    delta = layer.parametrizations["weight"][0]
+    return delta.lora_A.detach().clone(), delta.lora_B.detach().clone()
+
+
+@pytest.mark.parametrize("name", sorted(Q_PROJ))
 def test_merge_folds_scaled_BA_into_W_and_keeps_the_output(name: str) -> None:
     encoder = create_encoder(name, pretrained=False, tiny=True)
-    path = "encoder.layer.0.attention.q_proj" if name.startswith("dinov2") else "encoder.layers.0.self_attn.q_proj"
+    path = Q_PROJ[name]
     w0 = encoder.backbone.get_submodule(path).weight.detach().clone()
     apply_lora(encoder, r=R, alpha=ALPHA)
     _randomise_lora_b(encoder)
-    lora_layer = encoder.backbone.get_submodule(path)
-    a = lora_layer.lora_A["default"].weight.detach().clone()  # (r, in)
-    b = lora_layer.lora_B["default"].weight.detach().clone()  # (out, r)
+    a, b = _lora_a_b(encoder.backbone.get_submodule(path))
     assert b.abs().sum() > 0
-    pixels = _pixels()
+    x = torch.randn(1, 16_000) * 0.1 if name.startswith("wavlm") else _pixels()
     with torch.no_grad():
-        before = encoder(pixels)
+        before = encoder(x)
 
     merge_lora(encoder)
     merged = encoder.backbone.get_submodule(path)
-    assert type(merged) is nn.Linear
+    assert type(merged) is nn.Linear and not hasattr(merged, "parametrizations")
     assert not any("lora_" in n for n, _ in encoder.named_parameters())
     torch.testing.assert_close(merged.weight, w0 + (ALPHA / R) * b @ a, rtol=1e-5, atol=1e-6)
     with torch.no_grad():
-        after = encoder(pixels)
-    torch.testing.assert_close(after.patch_grid, before.patch_grid, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(after.cls, before.cls, rtol=1e-4, atol=1e-5)
+        after = encoder(x)
+    for field in ("patch_grid", "cls", "features"):
+        if hasattr(before, field):
+            torch.testing.assert_close(getattr(after, field), getattr(before, field), rtol=1e-4, atol=1e-5)
 
     state = {k: v.clone() for k, v in encoder.state_dict().items()}
     merge_lora(encoder)  # nothing left to merge: a no-op

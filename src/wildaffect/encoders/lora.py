@@ -6,6 +6,13 @@ across releases (``query``/``value`` before 5.x, ``q_proj``/``v_proj`` now; CLIP
 Whisper always used ``q_proj``/``v_proj``), so the target names are DISCOVERED from the module
 tree of the model in hand rather than hard-coded.
 
+Some attention modules never CALL their projections: WavLM passes ``q_proj.weight`` straight
+to ``F.multi_head_attention_forward``, so peft's module wrappers (and its ``target_parameters``
+wrapper, active only inside the module's own forward) would be silently ignored there. For such
+modules (found by reading their class source for ``self.<proj>.weight``) the same LoRA update
+is installed as a ``torch.nn.utils.parametrize`` parametrization of the weight itself:
+W -> W + (alpha/r)·B·A, with B = 0 at start like peft (LoRA dropout does not apply there).
+
 Trainability after :func:`apply_lora`: inside the backbone only the LoRA matrices train, plus
 every parameter of blocks ``freeze_first_n_blocks .. depth-1`` when that number is below the
 depth (the paper's "freeze the majority of the blocks"). Parameters of our wrappers that live
@@ -14,9 +21,14 @@ outside ``model.backbone`` (e.g. the WavLM layer weights and adapter) keep their
 
 from __future__ import annotations
 
+import functools
+import inspect
+import math
 from collections.abc import Iterable, Sequence
 
+import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 # Leaf names an attention projection has had, newest first, per projection letter.
 PROJECTION_NAMES: dict[str, tuple[str, ...]] = {
@@ -71,6 +83,44 @@ def find_blocks(model: nn.Module, leaf_names: Iterable[str]) -> nn.ModuleList:
     return best
 
 
+class LoraWeightDelta(nn.Module):
+    """Parametrization W -> W + scaling·B·A for projections whose weight is read directly."""
+
+    def __init__(self, weight: torch.Tensor, r: int, alpha: float):
+        super().__init__()
+        out_features, in_features = weight.shape
+        self.lora_A = nn.Parameter(torch.empty(r, in_features, dtype=weight.dtype, device=weight.device))
+        self.lora_B = nn.Parameter(torch.zeros(out_features, r, dtype=weight.dtype, device=weight.device))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # peft's default init for A
+        self.scaling = alpha / r
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        # weight: (out, in); B @ A: (out, r) @ (r, in)
+        return weight + self.scaling * (self.lora_B @ self.lora_A)
+
+
+@functools.cache
+def _reads_weight_directly(owner_cls: type, leaf: str) -> bool:
+    """Whether ``owner_cls`` uses ``self.<leaf>.weight`` instead of calling ``self.<leaf>(x)``."""
+    try:
+        source = inspect.getsource(owner_cls)
+    except (OSError, TypeError):
+        return False
+    return f"self.{leaf}.weight" in source
+
+
+def _split_targets(host: nn.Module, leaves: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Full names of target Linears: (called as modules -> peft, weight read directly -> parametrize)."""
+    called, direct = [], []
+    for name, module in host.named_modules():
+        parent_name, _, leaf = name.rpartition(".")
+        if leaf not in leaves or not isinstance(module, nn.Linear):
+            continue
+        owner = host.get_submodule(parent_name) if parent_name else host
+        (direct if _reads_weight_directly(type(owner), leaf) else called).append(name)
+    return called, direct
+
+
 def apply_lora(
     model: nn.Module,
     r: int = 8,
@@ -89,8 +139,13 @@ def apply_lora(
     host = _host(model)
     leaves = find_lora_targets(model, targets)
     blocks = find_blocks(model, leaves)
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=leaves)
-    inject_adapter_in_model(config, host)
+    called, direct = _split_targets(host, leaves)
+    if called:
+        config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=called)
+        inject_adapter_in_model(config, host)
+    for name in direct:
+        linear = host.get_submodule(name)
+        parametrize.register_parametrization(linear, "weight", LoraWeightDelta(linear.weight, r, alpha))
 
     for name, param in host.named_parameters():
         param.requires_grad = LORA_MARKER in name
@@ -111,10 +166,15 @@ def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
 def merge_lora(model: nn.Module) -> nn.Module:
     """Fold W + (alpha/r)·B·A into every LoRA layer and put the plain Linear back, in place.
 
-    The result has no peft modules left, so merging again changes nothing.
+    The result has no peft modules or LoRA parametrizations left, so merging again changes nothing.
     """
     from peft.tuners.lora import LoraLayer
 
+    for module in list(model.modules()):
+        if parametrize.is_parametrized(module, "weight") and any(
+            isinstance(p, LoraWeightDelta) for p in module.parametrizations["weight"]
+        ):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
     for name, module in list(model.named_modules()):
         if not isinstance(module, LoraLayer):
             continue
