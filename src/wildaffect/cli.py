@@ -45,6 +45,9 @@ def _register_commands() -> None:
     app.command("download")(download.download)
     from wildaffect.commands import data
     app.add_typer(data.app, name="data")
+    from wildaffect.commands import train as train_commands
+    app.command("synth")(train_commands.synth)
+    app.command("train")(train_commands.train)
     from wildaffect.commands import preprocess
     app.command("preprocess")(preprocess.preprocess)
 
