@@ -33,10 +33,9 @@ def test_record_writer_publishes_on_success_with_extra_files(tmp_path):
 def test_record_writer_removes_everything_on_failure_and_keeps_the_old_record(tmp_path):
     cache = FeatureCache(tmp_path)
     cache.write_record("clip", {"n_frames": 2}, {"a": np.zeros(2)})
-    with pytest.raises(KeyboardInterrupt):
-        with cache.record_writer("clip") as record:
-            record.save_array("a", np.ones(5))
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), cache.record_writer("clip") as record:
+        record.save_array("a", np.ones(5))
+        raise KeyboardInterrupt
     assert _hidden(cache) == []
     np.testing.assert_array_equal(cache.read_array("clip", "a"), np.zeros(2))
 

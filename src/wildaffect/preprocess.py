@@ -165,11 +165,8 @@ def is_up_to_date(cache: FeatureCache, video: str, path: Path, crops: CropFormat
         source = _source_identity(path)
     except InputError:
         return False
-    return (
-        meta.get("size") == source["size"]
-        and meta.get("mtime_ns") == source["mtime_ns"]
-        and meta.get("crops") == crops
-    )
+    same_crops = meta.get("kind") == "audio" or meta.get("crops") == crops  # audio has none
+    return meta.get("size") == source["size"] and meta.get("mtime_ns") == source["mtime_ns"] and same_crops
 
 
 # --------------------------------------------------------------------------------------------
@@ -478,7 +475,7 @@ def _run_job(
             job.path, FeatureCache(root), job.video, crops=crops, face_model=face_model,
             on_progress=on_progress,
         )  # fmt: skip
-    except Exception as err:  # noqa: BLE001: a batch reports every failure and goes on
+    except Exception as err:  # noqa: BLE001 (a batch reports every failure and goes on)
         return VideoResult(job.path, job.video, "failed", reason=_failure_reason(err, job.path))
 
 

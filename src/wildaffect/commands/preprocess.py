@@ -7,7 +7,7 @@ the summary table and the failure list. Nothing heavy is imported at module leve
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,18 +18,24 @@ if TYPE_CHECKING:
 
 
 def preprocess(
-    inputs: list[str] = typer.Argument(
-        ..., help="Media files, folders (searched recursively) or glob patterns.", metavar="INPUT..."
-    ),
-    out: Path = typer.Option(..., "--out", "-o", help="Cache folder to write the records into."),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes to run in parallel."),
-    crops: str = typer.Option(
-        "jpeg", "--crops", help="Face crops: jpeg (crops/00001.jpg...), npy (one array) or none."
-    ),
-    force: bool = typer.Option(False, "--force", help="Redo inputs whose record is up to date."),
-    face_model: Path = typer.Option(
-        None, "--face-model", help="MediaPipe face_landmarker.task (default: found automatically)."
-    ),
+    inputs: Annotated[list[str], typer.Argument(
+        help="Media files, folders (searched recursively) or glob patterns.", metavar="INPUT...",
+    )],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Cache folder to write the records into."
+    )],
+    workers: Annotated[int, typer.Option(
+        "--workers", "-j", min=1, help="Processes to run in parallel."
+    )] = 1,
+    crops: Annotated[str, typer.Option(
+        "--crops", help="Face crops: jpeg (crops/00001.jpg...), npy (one array) or none."
+    )] = "jpeg",
+    force: Annotated[bool, typer.Option(
+        "--force", help="Redo inputs whose record is up to date."
+    )] = False,
+    face_model: Annotated[Path | None, typer.Option(
+        "--face-model", help="MediaPipe face_landmarker.task (default: found automatically)."
+    )] = None,
 ) -> None:
     """Decode, find and align the face, and store landmarks, crops and 16 kHz audio per video.
 
@@ -64,7 +70,11 @@ class _RichProgress:
 
     def __init__(self, console: Console) -> None:
         from rich.progress import (
-            BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
         )  # fmt: skip
 
         self.bar = Progress(
@@ -74,7 +84,7 @@ class _RichProgress:
         self.total_task = None
         self.video_tasks: dict[str, int] = {}  # record name -> its bar
 
-    def __enter__(self) -> _RichProgress:
+    def __enter__(self) -> _RichProgress:  # noqa: PYI034
         self.bar.__enter__()
         return self
 
