@@ -11,8 +11,8 @@
 
 Generative process (per video, all from one seeded generator):
 
-1. **AU episodes.** Each of the 12 AUs alternates off gaps (30-250 frames) and on episodes
-   (20-120 frames), independently: about a third of the frames are positive for each AU.
+1. **AU episodes.** Each of the 12 AUs alternates off gaps (40-400 frames) and on episodes
+   (20-120 frames), independently: about a quarter of the frames are positive for each AU.
 2. **Face.** A jittered canonical 68-point face (per-video scale and position, a slow
    per-frame random walk plus per-point noise) in [0, 1] crop coordinates; a few no-face gaps
    (5-20 frames) where ``has_face`` is False, landmarks are NaN and the grid is zero.
@@ -66,7 +66,7 @@ AUDIO_CUE_AMPLITUDE = 2.0
 CUE_FRAMES = 8
 #: Episode lengths (frames): on episodes and the off gaps between them.
 EPISODE_FRAMES = (20, 120)
-GAP_FRAMES = (30, 250)
+GAP_FRAMES = (40, 400)
 #: Probability, per frame and AU, of a distractor blob outside the AU's region.
 DISTRACTOR_RATE = 0.3
 
