@@ -235,7 +235,7 @@ def print_table(results: dict) -> None:
               f"{row['decode']['fps']:.0f} | {row['face']['fps']:.1f} | {total['fps']:.1f} | "
               f"{stages} | {peaks} |")  # fmt: skip
     length = results["length"]
-    print(f"\n| input | frames | total fps | peak MiB |\n|---|---:|---:|---:|")
+    print("\n| input | frames | total fps | peak MiB |\n|---|---:|---:|---:|")
     print(f"| baseline (imports + landmarker) | - | - | {results['baseline_peak_mib']:.0f} |")
     for key in ("x1", f"x{LONG_REPEATS}"):
         row = length[key]
