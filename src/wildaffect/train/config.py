@@ -61,8 +61,11 @@ class TrainConfig:
         for name in ("epochs", "clip_len", "clip_stride", "batch_size", "devices"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.swa_epochs < 0 or self.swa_epochs > self.epochs:
-            problems.append(f"swa_epochs must be in 0..epochs ({self.epochs}), got {self.swa_epochs}")
+        if self.swa_epochs < 0 or (self.swa_epochs and self.swa_epochs >= self.epochs):
+            # Lightning's SWA needs at least one ordinary epoch before averaging starts.
+            problems.append(
+                f"swa_epochs must be 0 or less than epochs ({self.epochs}), got {self.swa_epochs}"
+            )
         if self.warmup_epochs < 0:
             problems.append(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if problems:
