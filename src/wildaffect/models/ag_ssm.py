@@ -85,7 +85,12 @@ class SSMBranch(nn.Module):
         self, x_conv: torch.Tensor, audio: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x_conv: (B, L, d_inner), audio: (B, L, d_audio) -> delta (pre-softplus, no bias)
-        (B, d_inner, L), B and C (B, N, L)."""
+        (B, d_inner, L), B and C (B, N, L).
+
+        Paper: "[delta] acts as an audio-guided temporal gate: when a salient audio cue (e.g., a
+        sigh) is detected [...], [it] induces a larger [delta], forcing the visual state to
+        focus heavily on the current frame's visual input."
+        """
         descriptor = x_conv
         if self.audio_proj is not None:
             descriptor = torch.cat([x_conv, self.audio_proj(audio)], dim=-1)

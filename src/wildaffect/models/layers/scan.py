@@ -209,63 +209,137 @@ def _linear_scan(
     return h[pad:] if reverse else h[:length]
 
 
-class _LinearScan(torch.autograd.Function):
-    """h = scan(a, b, h0) with a reverse-scan backward, so autograd stores only a, h, h0."""
+def _auto_block_len(width: int, length: int) -> int:
+    """Steps per block so one (steps, B*D*N) float32 temporary is ~4 MB: it stays in cache and
+    is recycled by the allocator, where whole-sequence temporaries cost page faults."""
+    return max(1, min(length, 2 ** max(4, round(math.log2(max(1, 2**20 // width))))))
+
+
+class _ChunkedSelectiveScan(torch.autograd.Function):
+    """The discretised scan and read-out, fused and run block by block over time.
+
+    Forward, per block of time steps: build a = exp(delta*A) and b = delta*B*u (only for this
+    block), solve the recurrence with :func:`_linear_scan` from the carried state, read out
+    y = sum_n C h. Only the inputs and the state at each block boundary are saved, so memory is
+    O(B*D*L + B*D*N*L/block) and every large temporary is cache-sized.
+    Backward, blocks in reverse: recompute a, b, h from the saved boundary state, then the
+    adjoint g_t = dL/dh_t + a_{t+1} g_{t+1} (a reverse scan, carried across blocks), and
+        dL/da_t = g_t h_{t-1},  dL/db_t = g_t,  dL/dC_t = sum_d dy_t h_t,
+    chained through a = exp(delta*A), b = delta*B*u to delta, u, A, B.
+    """
 
     @staticmethod
-    def forward(ctx, a, b, h0, chunk):  # a, b: (L, M), h0: (M,)
-        h = _linear_scan(a, b, h0, chunk)
-        ctx.save_for_backward(a, h, h0)
-        ctx.chunk = chunk
-        return h
+    def forward(ctx, delta, u, A, B, C, h0, block):
+        # delta, u: (L, Bt, D); A: (D, N); B, C: (L, Bt, N); h0: (Bt, D, N)  (time-major)
+        length, batch, dim = u.shape
+        starts = range(0, length, block)
+        y = u.new_empty(length, batch, dim)
+        boundary = u.new_empty(len(starts), batch, dim, A.shape[1])  # state entering block
+        state = h0
+        for i, s in enumerate(starts):
+            e = min(s + block, length)
+            boundary[i] = state
+            a, b = _discretise(delta[s:e], u[s:e], A, B[s:e])
+            h = _scan_block(a, b, state)  # (l, Bt, D, N)
+            torch.sum(h * C[s:e, :, None, :], dim=-1, out=y[s:e])
+            state = h[-1].clone()
+        ctx.save_for_backward(delta, u, A, B, C, boundary)
+        ctx.block = block
+        return y, state
 
     @staticmethod
-    def backward(ctx, grad_h):  # grad_h: (L, M)
-        a, h, h0 = ctx.saved_tensors
-        # g_t = grad_h_t + a_{t+1} g_{t+1} with g_{L-1} = grad_h_{L-1}: a reverse scan.
-        g = torch.empty_like(grad_h)
-        g[-1] = grad_h[-1]
-        if len(g) > 1:
-            g[:-1] = _linear_scan(a[1:], grad_h[:-1], grad_h[-1], ctx.chunk, reverse=True)
-        grad_a = torch.empty_like(a)  # dL/da_t = g_t * h_{t-1}, h_{-1} = h0
-        torch.mul(g[1:], h[:-1], out=grad_a[1:])
-        torch.mul(g[0], h0, out=grad_a[0])
-        grad_h0 = a[0] * g[0]
-        return grad_a, g, grad_h0, None
+    def backward(ctx, grad_y, grad_final):
+        delta, u, A, B, C, boundary = ctx.saved_tensors
+        length = u.shape[0]
+        grad_delta, grad_u = torch.empty_like(delta), torch.empty_like(u)
+        grad_B, grad_C = torch.empty_like(B), torch.empty_like(C)
+        grad_A = torch.zeros_like(A)
+        grad_y = grad_y.contiguous()
+        # carry = dL/d(state leaving the block); for the last block, the final-state gradient.
+        carry = torch.zeros_like(boundary[0]) if grad_final is None else grad_final.clone()
+        starts = list(range(0, length, ctx.block))
+        for i in range(len(starts) - 1, -1, -1):
+            s, e = starts[i], min(starts[i] + ctx.block, length)
+            d, x, b_in, c, dy = delta[s:e], u[s:e], B[s:e], C[s:e], grad_y[s:e]
+            a, b = _discretise(d, x, A, b_in)
+            h = _scan_block(a, b, boundary[i])  # recomputed: (l, Bt, D, N)
+            # Multiply-and-sum rather than einsum: einsum becomes L*Bt tiny matmuls here.
+            torch.sum(dy[..., None] * h, dim=2, out=grad_C[s:e])  # sum over D
+            grad_h = dy[..., None] * c[:, :, None, :]  # (l, Bt, D, N)
+            grad_h[-1] += carry
+            g = _adjoint_block(a, grad_h)  # (l, Bt, D, N)
+            carry = a[0] * g[0]
+            # dL/d(delta*A) = g_t * h_{t-1} * a_t, with h_{-1} = the boundary state.
+            grad_log_a = torch.empty_like(h)
+            torch.mul(g[1:], h[:-1], out=grad_log_a[1:])
+            torch.mul(g[0], boundary[i], out=grad_log_a[0])
+            grad_log_a.mul_(a)
+            g_b = (g * b_in[:, :, None, :]).sum(-1)  # sum_n g B: (l, Bt, D)
+            grad_delta[s:e] = (grad_log_a * A).sum(-1) + g_b * x
+            grad_u[s:e] = g_b * d
+            torch.sum(g * (d * x)[..., None], dim=2, out=grad_B[s:e])
+            grad_A += (grad_log_a * d[..., None]).sum((0, 1))
+        return grad_delta, grad_u, grad_A, grad_B, grad_C, carry, None
+
+
+def _discretise(delta, u, A, B) -> tuple[torch.Tensor, torch.Tensor]:
+    """delta, u: (l, Bt, D); A: (D, N); B: (l, Bt, N) -> a = exp(delta A), b = delta B u."""
+    a = torch.exp(delta[..., None] * A)  # (l, Bt, D, N)
+    b = (delta * u)[..., None] * B[:, :, None, :]  # (l, Bt, D, N)
+    return a, b
+
+
+def _scan_block(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """h_t = a_t h_{t-1} + b_t over one block; a, b: (l, Bt, D, N), h0: (Bt, D, N)."""
+    length = a.shape[0]
+    h = _linear_scan(
+        a.view(length, -1), b.view(length, -1), h0.reshape(-1), _auto_chunk_size(length)
+    )
+    return h.view(a.shape)
+
+
+def _adjoint_block(a: torch.Tensor, grad_h: torch.Tensor) -> torch.Tensor:
+    """g_t = grad_h_t + a_{t+1} g_{t+1} within a block, g_{l-1} = grad_h_{l-1} (carry included)."""
+    length = a.shape[0]
+    g = torch.empty_like(grad_h)
+    g[-1] = grad_h[-1]
+    if length > 1:
+        flat = _linear_scan(
+            a[1:].reshape(length - 1, -1),
+            grad_h[:-1].reshape(length - 1, -1),
+            grad_h[-1].reshape(-1),
+            _auto_chunk_size(length - 1),
+            reverse=True,
+        )
+        g[:-1] = flat.view(grad_h[:-1].shape)
+    return g
 
 
 def _selective_scan_chunked(
     u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, chunk_size
 ):
-    """Discretise in time-major layout (L, B, D, N), scan with :class:`_LinearScan`, read out."""
+    """Time-major small inputs -> :class:`_ChunkedSelectiveScan` -> skip term and gate."""
     dtype = u.dtype
     u = u.float()
     delta = _prepare_delta(delta, delta_bias, delta_softplus)
     batch, dim, length = u.shape
     n_state = A.shape[1]
+    h0 = (
+        initial_state.float()
+        if initial_state is not None
+        else u.new_zeros(batch, dim, n_state)
+    )
     if length == 0:
-        h0 = initial_state.float() if initial_state is not None else u.new_zeros(batch, dim, n_state)
         return _finish_output(u.new_zeros(batch, dim, 0), u, D, z, dtype), h0
 
-    # Small tensors made contiguous time-major first, so that the big (L, B, D, N) products
-    # come out contiguous in that order (elementwise ops keep their inputs' memory layout).
-    delta_t = delta.permute(2, 0, 1).contiguous()  # (L, B, D)
-    u_t = u.permute(2, 0, 1).contiguous()  # (L, B, D)
-    b_t = B.float().permute(2, 0, 1).contiguous()  # (L, B, N)
-    a = torch.exp(delta_t[..., None] * A.float())  # (L, B, D, N)
-    b = (delta_t * u_t)[..., None] * b_t[:, :, None, :]  # (L, B, D, N)
-    h0 = (
-        initial_state.float().reshape(-1)
-        if initial_state is not None
-        else u.new_zeros(batch * dim * n_state)
+    def time_major(t: torch.Tensor) -> torch.Tensor:  # (B, X, L) -> (L, B, X) contiguous
+        return t.float().permute(2, 0, 1).contiguous()
+
+    block = chunk_size or _auto_block_len(batch * dim * n_state, length)
+    y, final_state = _ChunkedSelectiveScan.apply(
+        time_major(delta), time_major(u), A.float(), time_major(B), time_major(C), h0, block
     )
-    chunk = chunk_size or _auto_chunk_size(length)
-    h = _LinearScan.apply(a.reshape(length, -1), b.reshape(length, -1), h0, chunk)
-    h = h.view(length, batch, dim, n_state)  # (L, B, D, N)
-    # Multiply-and-sum, not matmul: a batch of L tiny gemv calls is slow on CPU.
-    c_t = C.float().permute(2, 0, 1).contiguous()  # (L, B, N)
-    y = (h * c_t[:, :, None, :]).sum(-1).permute(1, 2, 0)  # (B, D, L)
-    return _finish_output(y, u, D, z, dtype), h[-1]
+    return _finish_output(y.permute(1, 2, 0), u, D, z, dtype), final_state
 
 
 # --------------------------------------------------------------------------------------------
