@@ -162,3 +162,21 @@ def test_bad_shapes_and_impl_are_rejected():
         selective_scan(**inputs, impl="fast")
     with pytest.raises(RuntimeError, match="mamba_ssm"):
         selective_scan(**inputs, impl="cuda")  # CPU tensors: the CUDA kernel cannot run
+
+
+def test_chunked_autograd_saves_no_per_step_state():
+    """The chunked path keeps only inputs and block-boundary states for backward, not the
+    (B, D, L, N) hidden states that plain autograd through a scan would store."""
+    torch.manual_seed(6)
+    batch, dim, n_state, length = 1, 8, 16, 512
+    inputs = make_inputs(batch, dim, n_state, length, with_d=True, with_z=True,
+                         with_bias=True, with_h0=False)
+    saved = []
+
+    def pack(t):
+        saved.append(t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        selective_scan(**inputs, impl="chunked", chunk_size=64).sum().backward()
+    assert sum(saved) < batch * dim * n_state * length  # 65536

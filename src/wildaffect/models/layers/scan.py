@@ -20,12 +20,14 @@ division by A, and matching Mamba keeps weights and the CUDA path interchangeabl
 Implementations (``impl``):
 
 - ``"reference"``: a plain Python loop over time. The oracle for tests; slow.
-- ``"chunked"``: pure PyTorch. The recurrence h_t = a_t h_{t-1} + b_t is solved by a two-level
-  scan (time cut into ~sqrt(L) chunks: a vectorised sequential pass inside all chunks at once, a
-  short sequential pass over chunk carries, then a broadcast fix-up). It only multiplies by
-  a_t in (0, 1] and cumulative products of them, so nothing can overflow. A custom autograd
-  function makes the backward pass a reverse scan (g_t = dh_t + a_{t+1} g_{t+1};
-  dL/da_t = g_t h_{t-1}; dL/db_t = g_t), so memory is O(B*D*L*N) and time ~linear in L.
+- ``"chunked"``: pure PyTorch, a custom autograd function run block by block over time
+  (blocks of ~4 MB of state, carried across). Inside a block the recurrence
+  h_t = a_t h_{t-1} + b_t is solved by a two-level scan (a vectorised sequential pass inside
+  ~sqrt(l) sub-chunks at once, a short pass over the sub-chunk carries, a broadcast fix-up). It
+  only ever multiplies by a_t in (0, 1] and products of them, so nothing can overflow (no
+  exp(-cumsum) tricks). The backward pass recomputes each block from its saved boundary state
+  and runs the adjoint as a reverse scan (g_t = dh_t + a_{t+1} g_{t+1}; dL/da_t = g_t h_{t-1};
+  dL/db_t = g_t). Memory is O(B*D*L + B*D*N*L/block), time ~linear in L.
 - ``"cuda"``: mamba_ssm's fused kernel when importable and the inputs live on CUDA. It takes no
   initial state, so calls with ``initial_state`` use ``"chunked"`` instead.
 - ``"auto"`` (default): ``"cuda"`` when possible, else ``"chunked"``.
@@ -62,8 +64,8 @@ def selective_scan(
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Run the selective scan; returns ``y: (B, D, L)`` (and the final state ``(B, D, N)``).
 
-    ``chunk_size`` (chunked path only) overrides the automatic ~sqrt(L) chunk length; it changes
-    speed, never the result.
+    ``chunk_size`` (chunked path only) overrides the automatic block length (time steps per
+    block whose state is carried to the next); it changes speed and memory, never the result.
     """
     _check_shapes(u, delta, A, B, C, D, z, delta_bias, initial_state)
     if impl not in IMPLS:
