@@ -175,3 +175,13 @@ def test_audio_shape_mismatch_is_rejected():
     x, _ = make_inputs(length=5)
     with pytest.raises(ValueError, match="audio must be"):
         block(x, torch.randn(2, 4, D_AUDIO))
+
+
+def test_bfloat16_autocast_close_to_float32():
+    block = make_block(bidirectional=True)
+    x, audio = make_inputs(length=12)
+    y32, _ = block(x, audio)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y16, _ = block(x, audio)
+    assert torch.isfinite(y16).all()
+    torch.testing.assert_close(y16.float(), y32, rtol=5e-2, atol=5e-2)
