@@ -18,8 +18,8 @@ from wildaffect.train.config import TrainConfig
 from wildaffect.train.optim import build_scheduler, param_groups, warmup_cosine
 from wildaffect.train.run import load_model, parse_override, train
 
-TINY = dict(d_model=32, d_token=8, d_inner=16, n_layers=1, hga_heads=2, xattn_heads=2,
-            d_state=8, dropout=0.0)
+TINY = {"d_model": 32, "d_token": 8, "d_inner": 16, "n_layers": 1, "hga_heads": 2, "xattn_heads": 2,
+            "d_state": 8, "dropout": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +29,9 @@ def synth(tmp_path_factory):
 
 
 def config(synth, out, **kw) -> TrainConfig:
-    base = dict(preset="abaw-full", data_dir=str(synth.root), cache_dir=str(synth.cache_dir),
-                out_dir=str(out), model_overrides=TINY, epochs=1, batch_size=4, clip_len=64,
-                clip_stride=64, warmup_epochs=0.5, progress_bar=False, log_every_n_steps=1)
+    base = {"preset": "abaw-full", "data_dir": str(synth.root), "cache_dir": str(synth.cache_dir),
+                "out_dir": str(out), "model_overrides": TINY, "epochs": 1, "batch_size": 4, "clip_len": 64,
+                "clip_stride": 64, "warmup_epochs": 0.5, "progress_bar": False, "log_every_n_steps": 1}
     return TrainConfig(**{**base, **kw})
 
 
