@@ -118,32 +118,42 @@ def main() -> None:
         names = [n for n in names if n in QUICK]
     probe = {p: matmul_gflops(p, args.repeat) for p in PRECISIONS}
     print(f"matmul 1024^3 probe: fp32 {probe['fp32']:.0f} GFLOP/s, bf16 {probe['bf16']:.0f} GFLOP/s", flush=True)
-    rows: list[dict] = []
+    # Rows of encoders not measured in this run are kept from the previous file, so partial
+    # runs (--quick, --only) add up; the file is rewritten after every encoder.
+    previous = json.loads(args.out.read_text()).get("rows", []) if args.out.is_file() else []
+    rows: list[dict] = [r for r in previous if r["encoder"] not in names]
     for name in names:
         started = time.perf_counter()
         if name in AUDIO or name.startswith(("wavlm", "whisper")):
             new = bench_audio(name, args.audio_seconds, args.repeat)
         else:
             new = bench_visual(name, args.batch, args.repeat)
+        for row in new:  # each row keeps its own contention context: files merge across runs
+            row["load_1min"] = os.getloadavg()[0]
+            row["run_matmul_gflops"] = probe
         rows += new
         for row in new:
             print(f"{row['encoder']:<14} {row['precision']:<5} {row['value']:9.1f} {row['unit']:<11}"
                   f" {row['params_m']:7.1f}M  ({row['input']})", flush=True)
         print(f"  [{name}: {time.perf_counter() - started:.0f} s incl. build]", flush=True)
+        write_json_atomic(args.out, payload(args, probe, rows))
+    final = payload(args, probe, rows)
+    final["matmul_gflops_after"] = {p: matmul_gflops(p, args.repeat) for p in PRECISIONS}
+    write_json_atomic(args.out, final)
+    print(f"wrote {args.out}")
 
-    payload = {
+
+def payload(args: argparse.Namespace, probe: dict[str, float], rows: list[dict]) -> dict:
+    return {
         "torch": torch.__version__,
         "threads": args.threads,
         "repeat": args.repeat,
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg(),
         "matmul_gflops_before": probe,
-        "matmul_gflops_after": {p: matmul_gflops(p, args.repeat) for p in PRECISIONS},
         "note": "random weights at the real sizes; shared CPU, timings noisy",
         "rows": rows,
     }
-    write_json_atomic(args.out, payload)
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -163,9 +163,10 @@ def test_extraction_is_deterministic_even_in_train_mode(speech: torch.Tensor) ->
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_bf16_autocast_close_to_fp32(speech: torch.Tensor) -> None:
+@pytest.mark.parametrize("name", ["wavlm-base", "wavlm-large", "whisper-base"])
+def test_bf16_autocast_close_to_fp32(name: str, speech: torch.Tensor) -> None:
     torch.manual_seed(0)
-    encoder = create_encoder("wavlm-base", pretrained=False, tiny=True)
+    encoder = create_encoder(name, pretrained=False, tiny=True)
     with torch.no_grad():
         ref = encoder(speech[None]).features.float()
         with torch.autocast("cpu", dtype=torch.bfloat16):

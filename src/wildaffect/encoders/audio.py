@@ -218,9 +218,9 @@ class WavLMEncoder(AudioEncoder):
             attention_mask=sample_mask.long() if self.use_attention_mask else None,
             output_hidden_states=True,
         )
-        hidden = torch.stack(out.hidden_states, dim=0)  # (L+1, B, T, D)
-        weights = torch.softmax(self.layer_logits, dim=0).to(hidden.dtype)
-        mixed = torch.einsum("l,lbtd->btd", weights, hidden)  # (B, T, D)
+        hidden = out.hidden_states  # L+1 tensors (B, T, D); summed in place of a (L+1)x copy
+        weights = torch.softmax(self.layer_logits, dim=0)
+        mixed = sum(w.to(h.dtype) * h for w, h in zip(weights, hidden, strict=True))  # (B, T, D)
         features = self.adapter(mixed)  # (B, T, d_out)
         out_lengths = wavlm_frames(lengths)
         frame_mask = torch.arange(features.shape[1], device=features.device) < out_lengths[:, None]
@@ -249,9 +249,10 @@ class WhisperEncoderWrapper(AudioEncoder):
             for start in range(0, n, WHISPER_WINDOW):
                 windows.append(audio[b, start : min(start + WHISPER_WINDOW, n)])
                 owners.append(b)
-        mel = self.feature_extractor(
-            windows, sampling_rate=SAMPLE_RATE, return_tensors="pt"
-        ).input_features  # (W, n_mels, 3000)
+        with torch.autocast(device_type=waveform.device.type, enabled=False):  # its STFT ends in numpy
+            mel = self.feature_extractor(
+                windows, sampling_rate=SAMPLE_RATE, return_tensors="pt"
+            ).input_features  # (W, n_mels, 3000)
         param = next(self.backbone.parameters())
         encoded = self.backbone(mel.to(param.device, param.dtype)).last_hidden_state  # (W, 1500, D)
         pieces: list[list[torch.Tensor]] = [[] for _ in range(waveform.shape[0])]

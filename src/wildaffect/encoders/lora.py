@@ -46,13 +46,19 @@ def _host(model: nn.Module) -> nn.Module:
     return backbone if isinstance(backbone, nn.Module) else model
 
 
-def find_lora_targets(model: nn.Module, targets: Sequence[str] = ("q", "v")) -> list[str]:
-    """Leaf names of the attention projections in ``model`` for each requested letter."""
-    linear_leaves = set()
-    for name, module in _host(model).named_modules():
+def _attention_linears(host: nn.Module) -> list[tuple[str, str, str]]:
+    """(full name, parent name, leaf name) of every Linear that sits inside an attention module."""
+    found = []
+    for name, module in host.named_modules():
         parent, _, leaf = name.rpartition(".")
         if isinstance(module, nn.Linear) and ("attn" in parent.lower() or "attention" in parent.lower()):
-            linear_leaves.add(leaf)
+            found.append((name, parent, leaf))
+    return found
+
+
+def find_lora_targets(model: nn.Module, targets: Sequence[str] = ("q", "v")) -> list[str]:
+    """Leaf names of the attention projections in ``model`` for each requested letter."""
+    linear_leaves = {leaf for _, _, leaf in _attention_linears(_host(model))}
     found = []
     for letter in targets:
         if letter not in PROJECTION_NAMES:
@@ -112,12 +118,10 @@ def _reads_weight_directly(owner_cls: type, leaf: str) -> bool:
 def _split_targets(host: nn.Module, leaves: Sequence[str]) -> tuple[list[str], list[str]]:
     """Full names of target Linears: (called as modules -> peft, weight read directly -> parametrize)."""
     called, direct = [], []
-    for name, module in host.named_modules():
-        parent_name, _, leaf = name.rpartition(".")
-        if leaf not in leaves or not isinstance(module, nn.Linear):
-            continue
-        owner = host.get_submodule(parent_name) if parent_name else host
-        (direct if _reads_weight_directly(type(owner), leaf) else called).append(name)
+    for name, parent_name, leaf in _attention_linears(host):
+        if leaf in leaves:
+            owner = host.get_submodule(parent_name)
+            (direct if _reads_weight_directly(type(owner), leaf) else called).append(name)
     return called, direct
 
 
@@ -139,6 +143,8 @@ def apply_lora(
     host = _host(model)
     leaves = find_lora_targets(model, targets)
     blocks = find_blocks(model, leaves)
+    if freeze_first_n_blocks is not None and not 0 <= freeze_first_n_blocks <= len(blocks):
+        raise ValueError(f"freeze_first_n_blocks must be in [0, {len(blocks)}]")
     called, direct = _split_targets(host, leaves)
     if called:
         config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=called)
@@ -150,8 +156,6 @@ def apply_lora(
     for name, param in host.named_parameters():
         param.requires_grad = LORA_MARKER in name
     if freeze_first_n_blocks is not None:
-        if not 0 <= freeze_first_n_blocks <= len(blocks):
-            raise ValueError(f"freeze_first_n_blocks must be in [0, {len(blocks)}]")
         for block in list(blocks)[freeze_first_n_blocks:]:
             block.requires_grad_(True)
     model.train(model.training)  # let wrappers re-decide eval/train for the backbone
