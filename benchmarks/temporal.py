@@ -80,15 +80,15 @@ def _build_case(case: str, length: int, d_model: int, d_state: int):
     if case == "ag_ssm_block":
         model = AGSSMBlock(d_model, d_model, d_state=d_state, d_inner=d_model)
         audio = torch.randn(1, length, d_model)
-        forward = lambda: model(x, audio)[0]  # noqa: E731
+        forward = lambda: model(x, audio)[0]
     elif case == "transformer":
         model = torch.nn.TransformerEncoderLayer(
             d_model, nhead=4, dim_feedforward=4 * d_model, dropout=0.0, batch_first=True
         )
-        forward = lambda: model(x)  # noqa: E731
+        forward = lambda: model(x)
     elif case == "tcn":
         model = TCN(d_model)
-        forward = lambda: model(x)  # noqa: E731
+        forward = lambda: model(x)
     else:
         raise ValueError(f"unknown case {case!r}; choose from {CASES}")
     model.train()
@@ -99,8 +99,9 @@ def _build_case(case: str, length: int, d_model: int, d_state: int):
     return run
 
 
-def worker(case: str, length: int, d_model: int, d_state: int, repeats: int, warmup: int,
-           threads: int) -> dict:
+def worker(
+    case: str, length: int, d_model: int, d_state: int, repeats: int, warmup: int, threads: int
+) -> dict:
     """Measure one (case, length) in this process; returns the JSON row."""
     import torch
 
@@ -129,13 +130,26 @@ def worker(case: str, length: int, d_model: int, d_state: int, repeats: int, war
 
 def _run_in_subprocess(case: str, length: int, args: argparse.Namespace) -> dict:
     cmd = [
-        sys.executable, __file__, "--worker", case, str(length),
-        "--d-model", str(args.d_model), "--d-state", str(args.d_state),
-        "--repeats", str(args.repeats), "--warmup", str(args.warmup),
-        "--threads", str(args.threads),
+        sys.executable,
+        __file__,
+        "--worker",
+        case,
+        str(length),
+        "--d-model",
+        str(args.d_model),
+        "--d-state",
+        str(args.d_state),
+        "--repeats",
+        str(args.repeats),
+        "--warmup",
+        str(args.warmup),
+        "--threads",
+        str(args.threads),
     ]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=args.timeout, check=False
+        )
     except subprocess.TimeoutExpired:
         return {"case": case, "length": length, "error": f"timeout after {args.timeout} s"}
     if done.returncode != 0:
@@ -150,18 +164,29 @@ def _targets(rows: list[dict]) -> list[tuple[str, str, str]]:
     out = []
     ours, theirs = t.get(("scan_chunked", 8192)), t.get(("mambapy_pscan", 8192))
     if ours and theirs:
-        out.append(("chunked scan <= mambapy at L=8192", f"{ours:.0f} vs {theirs:.0f} ms",
-                    "met" if ours <= theirs else "missed"))
+        out.append(
+            (
+                "chunked scan <= mambapy at L=8192",
+                f"{ours:.0f} vs {theirs:.0f} ms",
+                "met" if ours <= theirs else "missed",
+            )
+        )
     long_, short = t.get(("scan_chunked", 16384)), t.get(("scan_chunked", 1024))
     if long_ and short:
         ratio = long_ / short
-        out.append(("chunked t(16384)/t(1024) <= 20", f"{ratio:.1f}",
-                    "met" if ratio <= 20 else "missed"))
+        out.append(
+            ("chunked t(16384)/t(1024) <= 20", f"{ratio:.1f}", "met" if ratio <= 20 else "missed")
+        )
     for length in sorted({r["length"] for r in rows if r["length"] >= 16384}):
         block, attn = t.get(("ag_ssm_block", length)), t.get(("transformer", length))
         if block and attn:
-            out.append((f"AG-SSM block < Transformer layer at L={length}",
-                        f"{block:.0f} vs {attn:.0f} ms", "met" if block < attn else "missed"))
+            out.append(
+                (
+                    f"AG-SSM block < Transformer layer at L={length}",
+                    f"{block:.0f} vs {attn:.0f} ms",
+                    "met" if block < attn else "missed",
+                )
+            )
     return out
 
 
@@ -172,10 +197,11 @@ def _print_tables(rows: list[dict], targets: list[tuple[str, str, str]]) -> None
     console = Console()
     lengths = sorted({r["length"] for r in rows})
     cases = [c for c in CASES if any(r["case"] == c for r in rows)]
-    for title, key, fmt in [("fwd+bwd median wall time (ms)", "median_ms", "{:.1f}"),
-                            ("fwd+bwd median CPU time, all threads (ms)", "median_cpu_ms",
-                             "{:.1f}"),
-                            ("peak extra RSS (MB)", "extra_rss_mb", "{:.0f}")]:
+    for title, key, fmt in [
+        ("fwd+bwd median wall time (ms)", "median_ms", "{:.1f}"),
+        ("fwd+bwd median CPU time, all threads (ms)", "median_cpu_ms", "{:.1f}"),
+        ("peak extra RSS (MB)", "extra_rss_mb", "{:.0f}"),
+    ]:
         table = Table(title=title)
         table.add_column("case")
         for length in lengths:
@@ -215,10 +241,18 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=list(DEFAULT_LENGTHS))
-    parser.add_argument("--max-len", type=int, default=16384,
-                        help="drop lengths above this; raise it (e.g. 65536) to add longer runs")
-    parser.add_argument("--reference-max-len", type=int, default=1024,
-                        help="the sequential oracle is only run up to this length")
+    parser.add_argument(
+        "--max-len",
+        type=int,
+        default=16384,
+        help="drop lengths above this; raise it (e.g. 65536) to add longer runs",
+    )
+    parser.add_argument(
+        "--reference-max-len",
+        type=int,
+        default=1024,
+        help="the sequential oracle is only run up to this length",
+    )
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--d-model", type=int, default=64)
     parser.add_argument("--d-state", type=int, default=16)
@@ -232,8 +266,9 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.worker:
         case, length = args.worker[0], int(args.worker[1])
-        row = worker(case, length, args.d_model, args.d_state, args.repeats, args.warmup,
-                     args.threads)
+        row = worker(
+            case, length, args.d_model, args.d_state, args.repeats, args.warmup, args.threads
+        )
         print(json.dumps(row))
         return
 

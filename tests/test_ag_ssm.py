@@ -159,8 +159,9 @@ def test_plain_mamba_ignores_audio():
 @pytest.mark.parametrize("kwargs", [{}, {"bidirectional": True}, {"audio_guided": False}])
 def test_every_parameter_gets_a_gradient(kwargs):
     torch.manual_seed(0)
-    model = AGSSM(D_MODEL, D_AUDIO, n_layers=2, d_state=D_STATE, d_inner=D_INNER,
-                  dropout=0.1, **kwargs).train()
+    model = AGSSM(
+        D_MODEL, D_AUDIO, n_layers=2, d_state=D_STATE, d_inner=D_INNER, dropout=0.1, **kwargs
+    ).train()
     x, audio = make_inputs(length=9)
     mask = torch.ones(2, 9, dtype=torch.bool)
     mask[0, 6:] = False  # exercise the no-audio embedding too

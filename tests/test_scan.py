@@ -56,13 +56,28 @@ CASES = [
 
 
 @pytest.mark.parametrize("batch,dim,n_state,length,chunk", CASES)
-@pytest.mark.parametrize("optionals", [(False, False, False, False), (True, True, True, True),
-                                       (True, False, True, False), (False, True, False, True)])
+@pytest.mark.parametrize(
+    "optionals",
+    [
+        (False, False, False, False),
+        (True, True, True, True),
+        (True, False, True, False),
+        (False, True, False, True),
+    ],
+)
 def test_chunked_matches_reference(batch, dim, n_state, length, chunk, optionals):
     torch.manual_seed(0)
     with_d, with_z, with_bias, with_h0 = optionals
-    inputs = make_inputs(batch, dim, n_state, length, with_d=with_d, with_z=with_z,
-                         with_bias=with_bias, with_h0=with_h0)
+    inputs = make_inputs(
+        batch,
+        dim,
+        n_state,
+        length,
+        with_d=with_d,
+        with_z=with_z,
+        with_bias=with_bias,
+        with_h0=with_h0,
+    )
     y_ref, h_ref, g_ref = run(inputs, "reference")
     y, h, g = run(inputs, "chunked", chunk)
     torch.testing.assert_close(y, y_ref, rtol=RTOL, atol=ATOL)
@@ -97,11 +112,19 @@ def test_split_with_carried_state_equals_one_pass(impl):
     full, final = selective_scan(**inputs, return_final_state=True, impl=impl)
     state, pieces = inputs["initial_state"], []
     for lo, hi in [(0, 1), (1, 17), (17, 18), (18, 50)]:
-        part = {k: v for k, v in inputs.items() if k not in ("A", "D", "delta_bias", "initial_state")}
+        part = {
+            k: v for k, v in inputs.items() if k not in ("A", "D", "delta_bias", "initial_state")
+        }
         part = {k: v[..., lo:hi] for k, v in part.items()}
-        y, state = selective_scan(**part, A=inputs["A"], D=inputs["D"],
-                                  delta_bias=inputs["delta_bias"], initial_state=state,
-                                  return_final_state=True, impl=impl)
+        y, state = selective_scan(
+            **part,
+            A=inputs["A"],
+            D=inputs["D"],
+            delta_bias=inputs["delta_bias"],
+            initial_state=state,
+            return_final_state=True,
+            impl=impl,
+        )
         pieces.append(y)
     torch.testing.assert_close(torch.cat(pieces, -1), full, rtol=RTOL, atol=ATOL)
     torch.testing.assert_close(state, final, rtol=RTOL, atol=ATOL)
@@ -124,7 +147,7 @@ def test_linear_scan_both_directions(reverse):
     torch.manual_seed(3)
     a, b, h0 = torch.rand(23, 5), torch.randn(23, 5), torch.randn(5)
     expected, h = torch.empty(23, 5), h0
-    for t in (range(22, -1, -1) if reverse else range(23)):
+    for t in range(22, -1, -1) if reverse else range(23):
         h = a[t] * h + b[t]
         expected[t] = h
     for chunk in (1, 4, 5, 23, 64):
@@ -147,8 +170,9 @@ def test_softplus_and_bias_applied():
     torch.manual_seed(5)
     inputs = make_inputs(1, 3, 2, 9, with_d=False, with_z=False, with_bias=True, with_h0=False)
     inputs = {k: None if v is None else v.detach() for k, v in inputs.items()}
-    manual = dict(inputs, delta=F.softplus(inputs["delta"] + inputs["delta_bias"][:, None]),
-                  delta_bias=None)
+    manual = dict(
+        inputs, delta=F.softplus(inputs["delta"] + inputs["delta_bias"][:, None]), delta_bias=None
+    )
     y = selective_scan(**inputs, impl="chunked")
     y_manual = selective_scan(**manual, delta_softplus=False, impl="reference")
     torch.testing.assert_close(y, y_manual, rtol=1e-5, atol=1e-5)
@@ -169,8 +193,9 @@ def test_chunked_autograd_saves_no_per_step_state():
     (B, D, L, N) hidden states that plain autograd through a scan would store."""
     torch.manual_seed(6)
     batch, dim, n_state, length = 1, 8, 16, 512
-    inputs = make_inputs(batch, dim, n_state, length, with_d=True, with_z=True,
-                         with_bias=True, with_h0=False)
+    inputs = make_inputs(
+        batch, dim, n_state, length, with_d=True, with_z=True, with_bias=True, with_h0=False
+    )
     saved = []
 
     def pack(t):

@@ -32,7 +32,8 @@ DT_MIN = 1e-3
 DT_MAX = 1e-1
 DT_INIT_FLOOR = 1e-4
 
-BlockState = tuple[torch.Tensor, torch.Tensor]  # conv tail (B, d_inner, d_conv-1), ssm (B, d_inner, N)
+# Streaming state: (conv tail (B, d_inner, d_conv-1), ssm state (B, d_inner, N)).
+BlockState = tuple[torch.Tensor, torch.Tensor]
 
 
 def resolve_dt_rank(dt_rank: int | str, d_model: int) -> int:
@@ -106,7 +107,7 @@ class SSMBranch(nn.Module):
         state: BlockState | None = None,
     ) -> tuple[torch.Tensor, BlockState]:
         """x_in, z: (B, L, d_inner); audio: (B, L, d_audio) -> y (B, L, d_inner), new state."""
-        batch, length, _ = x_in.shape
+        batch = x_in.shape[0]
         x_in = x_in.transpose(1, 2)  # (B, d_inner, L)
         if state is None:
             tail = x_in.new_zeros(batch, self.d_inner, self.d_conv - 1)
@@ -225,11 +226,15 @@ class AGSSMBlock(nn.Module):
         x_in, z, a = self.mix_inputs(x, audio, audio_mask)
         y, new_state = self.forward_branch(x_in, z, a, state)
         if self.backward_branch is not None:
-            flip = lambda t: None if t is None else t.flip(1)  # noqa: E731
-            y_back, _ = self.backward_branch(flip(x_in), flip(z), flip(a))
+            y_back, _ = self.backward_branch(x_in.flip(1), z.flip(1), _flip_time(a))
             y = y + y_back.flip(1)
             new_state = None
         return x + self.dropout(self.out_proj(y)), new_state
+
+
+def _flip_time(t: torch.Tensor | None) -> torch.Tensor | None:
+    """(B, L, ...) -> the same sequence reversed in time (None stays None)."""
+    return None if t is None else t.flip(1)
 
 
 class AGSSM(nn.Module):

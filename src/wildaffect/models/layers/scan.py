@@ -146,9 +146,7 @@ def _selective_scan_reference(
     A, B, C = A.float(), B.float(), C.float()
     batch, dim, length = u.shape
     h = (
-        initial_state.float()
-        if initial_state is not None
-        else u.new_zeros(batch, dim, A.shape[1])
+        initial_state.float() if initial_state is not None else u.new_zeros(batch, dim, A.shape[1])
     )  # (B, D, N)
     ys = []
     for t in range(length):
@@ -203,7 +201,7 @@ def _linear_scan(
 
     entry = torch.empty(n_chunks, width, dtype=a.dtype, device=a.device)  # state entering chunk
     state, last = h0, (0 if reverse else k - 1)
-    for c in (range(n_chunks - 1, -1, -1) if reverse else range(n_chunks)):
+    for c in range(n_chunks - 1, -1, -1) if reverse else range(n_chunks):
         entry[c] = state
         state = torch.addcmul(h[c, last], prod[c, last], state)
     h.addcmul_(prod, entry[:, None, :])
@@ -326,11 +324,7 @@ def _selective_scan_chunked(
     delta = _prepare_delta(delta, delta_bias, delta_softplus)
     batch, dim, length = u.shape
     n_state = A.shape[1]
-    h0 = (
-        initial_state.float()
-        if initial_state is not None
-        else u.new_zeros(batch, dim, n_state)
-    )
+    h0 = initial_state.float() if initial_state is not None else u.new_zeros(batch, dim, n_state)
     if length == 0:
         return _finish_output(u.new_zeros(batch, dim, 0), u, D, z, dtype), h0
 
@@ -353,7 +347,7 @@ def _cuda_kernel_usable(u: torch.Tensor) -> bool:
         return False
     try:
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # noqa: F401
-    except Exception:  # ImportError, or a broken CUDA extension build
+    except (ImportError, OSError):  # not installed, or a broken CUDA extension build
         return False
     return True
 
