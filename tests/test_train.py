@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import lightning as L
 import torch
 from torch import nn
 
@@ -131,3 +132,72 @@ def test_bad_inputs_fail_before_training(synth, tmp_path):
     with pytest.raises(InputError, match="synth-audio features have 299 frames"):
         train(config(synth, tmp_path / "c", cache_dir=str(cache)))
     assert not any((tmp_path / name).exists() for name in "abc")  # nothing was started
+
+
+class LossRecorder(L.Callback):
+    """Training loss of every optimiser step, keyed by the step number (1-based)."""
+
+    def __init__(self) -> None:
+        self.losses: dict[int, float] = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses[trainer.global_step] = float(outputs["loss"])
+
+
+class StopAfter(L.Callback):
+    """Simulates a killed run: stops fitting once ``steps`` optimiser steps are done."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= self.steps:
+            trainer.should_stop = True
+
+
+def _weights(path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def test_resume_mid_epoch_is_exact(synth, tmp_path):
+    """6 steps straight vs 4 steps (stop mid-epoch 2), resume from last.ckpt, 2 more: the same
+    losses for steps 5 and 6 and bit-identical final weights. Dropout and modality dropout are
+    on, so the RNG states must be restored too; the run crosses an epoch boundary, so the
+    per-epoch clip order and the LR schedule must be restored too."""
+    model = {**TINY, "dropout": 0.2, "modality_dropout": (0.3, 0.3)}
+    # 30 clips of 64 frames, batch 8: 3 steps per epoch; 6 steps = 2 epochs.
+    common = {"model_overrides": model, "epochs": 2, "batch_size": 8, "max_steps": 6,
+              "warmup_epochs": 1.0, "checkpoint_every_n_steps": 1}
+    straight = LossRecorder()
+    train(config(synth, tmp_path / "straight", **common), callbacks=[straight])
+    first = LossRecorder()
+    run = tmp_path / "resumed"
+    train(config(synth, run, **common), callbacks=[first, StopAfter(4)])
+    last = run / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 4
+    second = LossRecorder()
+    train(config(synth, run, **common), resume=last, callbacks=[second])
+    assert sorted(straight.losses) == [1, 2, 3, 4, 5, 6]
+    assert [first.losses[s] for s in (1, 2, 3, 4)] == [straight.losses[s] for s in (1, 2, 3, 4)]
+    assert sorted(second.losses) == [5, 6]
+    assert second.losses[5] == straight.losses[5]  # the next step after the resume
+    assert second.losses[6] == straight.losses[6]
+    want, got = _weights(tmp_path / "straight" / "final.ckpt"), _weights(run / "final.ckpt")
+    assert want.keys() == got.keys()
+    for name in want:
+        assert torch.equal(want[name], got[name]), name
+    # Resuming with another architecture is refused before anything starts.
+    other = config(synth, tmp_path / "other", **{**common, "model_overrides": {**model, "d_model": 16}})
+    with pytest.raises(InputError, match="another model config.*d_model"):
+        train(other, resume=last)
+    assert not (tmp_path / "other").exists()
+
+
+def test_bf16_mixed_two_steps_finite(synth, tmp_path):
+    """CPU autocast runs matmuls/linears in bf16 (AMX here); the losses are computed in fp32."""
+    losses = LossRecorder()
+    result = train(config(synth, tmp_path / "bf16", max_steps=2, precision="bf16-mixed"),
+                   callbacks=[losses])
+    assert sorted(losses.losses) == [1, 2]
+    assert all(math.isfinite(v) for v in losses.losses.values())
+    assert math.isfinite(result.final_metrics["val/score"])

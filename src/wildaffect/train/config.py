@@ -49,6 +49,8 @@ class TrainConfig:
     precision: Precision = "32-true"
     seed: int = 0
     devices: int = 1
+    num_nodes: int = 1  # > 1 device in all: Lightning DDP (gloo on CPU), see train/distributed.py
+    checkpoint_every_n_steps: int = 0  # > 0: also refresh checkpoints/last.ckpt every N steps
     progress_bar: bool = True
     log_every_n_steps: int = 10
 
@@ -58,7 +60,8 @@ class TrainConfig:
         problems = []
         if self.precision not in ("32-true", "bf16-mixed"):
             problems.append(f"precision must be '32-true' or 'bf16-mixed', got {self.precision!r}")
-        for name in ("epochs", "clip_len", "clip_stride", "batch_size", "devices"):
+        for name in ("epochs", "clip_len", "clip_stride", "batch_size", "devices",
+                     "num_nodes"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.swa_epochs < 0 or (self.swa_epochs and self.swa_epochs >= self.epochs):
@@ -66,6 +69,8 @@ class TrainConfig:
             problems.append(
                 f"swa_epochs must be 0 or less than epochs ({self.epochs}), got {self.swa_epochs}"
             )
+        if self.checkpoint_every_n_steps < 0:
+            problems.append(f"checkpoint_every_n_steps must be >= 0, got {self.checkpoint_every_n_steps}")
         if self.warmup_epochs < 0:
             problems.append(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if problems:

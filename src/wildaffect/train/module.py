@@ -79,7 +79,9 @@ class AffectModule(L.LightningModule):
         batch_size = int(batch["valid_mask"].shape[0])
         for key, value in losses.items():
             self.log(f"train/loss_{key}", value, batch_size=batch_size)
-        self.log("train/loss", total, prog_bar=True, batch_size=batch_size)
+        # Averaged over ranks under DDP (so every rank logs the same number).
+        self.log("train/loss", total, prog_bar=True, batch_size=batch_size,
+                 sync_dist=self.trainer.world_size > 1)
         return total
 
     # -- validation: gather every valid frame, score once per epoch ---------------------------
@@ -131,6 +133,14 @@ class AffectModule(L.LightningModule):
         if not self.trainer.sanity_checking and metrics.get(MONITOR, -float("inf")) > best:
             self.best_val_metrics = dict(metrics)
         self._val_outputs = {}
+
+    # -- checkpoints: the best metrics so far travel with the run --------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["best_val_metrics"] = dict(self.best_val_metrics)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.best_val_metrics = dict(checkpoint.get("best_val_metrics", {}))
 
     # -- optimiser ----------------------------------------------------------------------------
 

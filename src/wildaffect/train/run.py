@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import ast
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,8 +145,29 @@ def _loggers(run_dir: Path) -> list:
     return loggers
 
 
-def train(config: TrainConfig) -> RunResult:
-    """Check the inputs, build model and data, ``Trainer.fit``; returns the run's metrics."""
+def check_resume(checkpoint_path: str | Path, model_config) -> Path:
+    """The checkpoint to resume from, checked to hold the same model as ``model_config``."""
+    path = Path(checkpoint_path)
+    hparams = _load(path).get("hyper_parameters", {})
+    if "model_config" not in hparams:
+        raise InputError(path, "not a wildaffect training checkpoint (no model_config)")
+    if hparams["model_config"] != model_config.to_dict():
+        theirs, ours = hparams["model_config"], model_config.to_dict()
+        differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise InputError(path, f"was trained with another model config ({', '.join(differ)} "
+                         "differ); resume with the run's original options")
+    return path
+
+
+def train(
+    config: TrainConfig, resume: str | Path | None = None, callbacks: Sequence[Any] = ()
+) -> RunResult:
+    """Check the inputs, build model and data, ``Trainer.fit``; returns the run's metrics.
+
+    ``resume``: a checkpoint of the same run (``RUN/checkpoints/last.ckpt``) to continue from
+    exactly (weights, optimiser, LR schedule, loop counters, data order and RNG states; see
+    :mod:`wildaffect.train.resume`). ``callbacks``: extra Lightning callbacks.
+    """
     import lightning as L
     import torch
     from lightning.pytorch.callbacks import (
@@ -157,36 +180,60 @@ def train(config: TrainConfig) -> RunResult:
     from wildaffect import __version__
     from wildaffect.data.dataset import collate
     from wildaffect.io.atomic import atomic_write_text
+    from wildaffect.train.distributed import RankReport, strategy_for
     from wildaffect.train.module import LABEL_NAMES, MONITOR, AffectModule
+    from wildaffect.train.resume import EpochSampler, ResumeState
 
     model_config, train_set, val_set = prepare(config)
+    resume_path = check_resume(resume, model_config) if resume is not None else None
     run_dir = Path(config.out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(config.seed, workers=True, verbose=False)
 
-    sampler = train_set.balanced_sampler(seed=config.seed) if config.balanced else None
-    generator = torch.Generator().manual_seed(config.seed)
+    world_size = config.devices * config.num_nodes
+    extra: list = []
+    if world_size == 1:
+        # Clip order a function of (seed, epoch): resumable mid-epoch (train/resume.py).
+        weights = train_set.sample_weights() if config.balanced else None
+        sampler = EpochSampler(len(train_set), config.seed, weights)
+        extra.append(ResumeState(sampler, config.batch_size))
+    else:
+        # Lightning swaps in a DistributedSampler (seeded by the global seed, set_epoch'ed).
+        sampler = train_set.balanced_sampler(seed=config.seed) if config.balanced else None
+        extra.append(RankReport(run_dir))
+    generator = torch.Generator().manual_seed(config.seed)  # worker seeds only
+    per_rank = math.ceil(len(train_set) / world_size)  # DistributedSampler pads to equal shares
+    drop_last = per_rank > config.batch_size
     train_loader = torch.utils.data.DataLoader(
         train_set, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
         collate_fn=collate, num_workers=config.num_workers, generator=generator,
-        drop_last=len(train_set) > config.batch_size,
+        drop_last=drop_last,
     )
     val_loader = torch.utils.data.DataLoader(
         val_set, batch_size=1, shuffle=False, collate_fn=collate, num_workers=config.num_workers
     )
-    steps_per_epoch = max(len(train_loader), 1)
+    steps_per_epoch = max(
+        per_rank // config.batch_size if drop_last else math.ceil(per_rank / config.batch_size), 1
+    )
     label_names = {t.value: LABEL_NAMES[t.value] for t in model_config.tasks}
     module = AffectModule(model_config.to_dict(), config.to_dict(), steps_per_epoch,
                           label_names, __version__)
-    atomic_write_text(run_dir / CONFIG_FILE, json.dumps(
-        {"train_config": config.to_dict(), "model_config": model_config.to_dict(),
-         "label_names": label_names, "wildaffect_version": __version__}, indent=2) + "\n")
+    if resume_path is None or not (run_dir / CONFIG_FILE).is_file():
+        atomic_write_text(run_dir / CONFIG_FILE, json.dumps(
+            {"train_config": config.to_dict(), "model_config": model_config.to_dict(),
+             "label_names": label_names, "wildaffect_version": __version__}, indent=2) + "\n")
 
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / CHECKPOINT_DIR, filename="best-{epoch}-{step}", monitor=MONITOR,
         mode="max", save_top_k=1, save_last=True, auto_insert_metric_name=False,
     )
-    callbacks: list = [checkpoint, LearningRateMonitor(logging_interval="step")]
+    callbacks = [checkpoint, LearningRateMonitor(logging_interval="step"), *extra, *callbacks]
+    if config.checkpoint_every_n_steps > 0:
+        # A second writer of last.ckpt, mid-epoch (no monitor: never a "best").
+        callbacks.append(ModelCheckpoint(
+            dirpath=run_dir / CHECKPOINT_DIR, save_top_k=0, save_last=True,
+            every_n_train_steps=config.checkpoint_every_n_steps,
+        ))
     if config.progress_bar:
         callbacks.append(RichProgressBar())
     if config.swa_epochs > 0:
@@ -199,13 +246,16 @@ def train(config: TrainConfig) -> RunResult:
     trainer = L.Trainer(
         max_epochs=config.epochs, max_steps=config.max_steps, accelerator="cpu"
         if not torch.cuda.is_available() else "auto", devices=config.devices,
+        num_nodes=config.num_nodes, strategy=strategy_for(config.devices, config.num_nodes),
+        use_distributed_sampler=True,
         precision=config.precision, gradient_clip_val=config.grad_clip or None,
         callbacks=callbacks, logger=_loggers(run_dir), default_root_dir=run_dir,
         log_every_n_steps=min(config.log_every_n_steps, steps_per_epoch),
         enable_progress_bar=config.progress_bar, enable_model_summary=False,
         num_sanity_val_steps=0,
     )
-    trainer.fit(module, train_loader, val_loader)
+    trainer.fit(module, train_loader, val_loader,
+                ckpt_path=str(resume_path) if resume_path is not None else None)
 
     final_path = run_dir / FINAL_CHECKPOINT
     trainer.save_checkpoint(final_path)

@@ -1,0 +1,111 @@
+"""Exact resume: a clip order that is a function of (seed, epoch) only, and a callback that
+stores, in every checkpoint, how far into the epoch the run was and the RNG states.
+
+Lightning restores the weights, optimiser, LR scheduler, loop counters and callback states
+from ``ckpt_path``, but not the data order of a plain shuffling ``DataLoader`` (its
+generator has moved on) nor the global RNGs (dropout masks, modality dropout). With
+:class:`EpochSampler` the permutation of epoch ``e`` is ``randperm(n, seed + e)`` (the
+``DistributedSampler`` recipe with one replica), and :class:`ResumeState` tells it how many
+clips of the interrupted epoch were already consumed, so the resumed run sees exactly the
+batches the uninterrupted one would. ``tests/test_train.py`` checks the next-step loss and
+the final weights against an uninterrupted run.
+
+Under DDP Lightning replaces the sampler with its own ``DistributedSampler`` (also a function
+of seed and epoch): resume there is exact at epoch boundaries only.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+
+class EpochSampler(Sampler[int]):
+    """Indices ``0..n-1`` shuffled by ``seed + epoch`` (or drawn with replacement by
+    ``weights`` for class-balanced training); ``skip_once`` drops a prefix of one epoch."""
+
+    def __init__(self, n: int, seed: int = 0, weights: np.ndarray | None = None) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
+        self._skip: tuple[int, int] | None = None  # (epoch, indices to drop)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning before every epoch."""
+        self.epoch = epoch
+
+    def skip_once(self, epoch: int, n_indices: int) -> None:
+        self._skip = (epoch, n_indices)
+
+    def order(self, epoch: int) -> list[int]:
+        """The full index order of ``epoch``."""
+        generator = torch.Generator().manual_seed(self.seed + epoch)
+        if self.weights is not None:
+            return torch.multinomial(self.weights, self.n, True, generator=generator).tolist()
+        return torch.randperm(self.n, generator=generator).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        indices = self.order(self.epoch)
+        if self._skip is not None and self._skip[0] == self.epoch:
+            indices = indices[self._skip[1]:]
+        self._skip = None
+        yield from indices
+
+    def __len__(self) -> int:
+        # The full epoch even when resuming mid-way: Lightning counts the skipped batches as
+        # done (its batch counter is restored) and the LR schedule depends on this length.
+        return self.n
+
+
+def rng_states() -> dict[str, Any]:
+    """The global RNG states as tensors and plain containers (loadable with weights_only)."""
+    kind, key, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "numpy": (kind, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, cached),
+            "python": random.getstate()}
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    kind, key, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(states["python"])
+
+
+class ResumeState(L.Callback):
+    """Counts the batches of the current epoch and saves them with the RNG states; on resume
+    makes ``sampler`` skip what was consumed and restores the RNGs just before training."""
+
+    def __init__(self, sampler: EpochSampler, batch_size: int) -> None:
+        self.sampler, self.batch_size = sampler, batch_size
+        self.epoch, self.batches_done = 0, 0
+        self._restored_rng: dict[str, Any] | None = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch != self.epoch:
+            self.epoch, self.batches_done = trainer.current_epoch, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.epoch = trainer.current_epoch
+        self.batches_done += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        # Called while a checkpoint is written: after this batch's counting, before the next.
+        return {"epoch": self.epoch, "batches_done": self.batches_done, "rng": rng_states()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Lightning restores callbacks before it iterates the train loader for the first time.
+        self.epoch, self.batches_done = state_dict["epoch"], state_dict["batches_done"]
+        self.sampler.set_epoch(self.epoch)
+        self.sampler.skip_once(self.epoch, self.batches_done * self.batch_size)
+        self._restored_rng = state_dict.get("rng")
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._restored_rng is not None:
+            set_rng_states(self._restored_rng)
+            self._restored_rng = None
