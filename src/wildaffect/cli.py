@@ -52,6 +52,9 @@ def _register_commands() -> None:
     app.command("preprocess")(preprocess.preprocess)
     from wildaffect.commands import demo
     app.command("demo")(demo.demo)
+    from wildaffect.commands import evaluate
+    app.command("evaluate")(evaluate.evaluate)
+    app.command("ablate")(evaluate.ablate)
 
 
 _register_commands()

@@ -56,7 +56,14 @@ def train(
     max_steps: int = typer.Option(-1, "--max-steps"),
     precision: str = typer.Option("32-true", "--precision", help="32-true or bf16-mixed."),
     seed: int = typer.Option(0, "--seed"),
-    devices: int = typer.Option(1, "--devices"),
+    devices: int = typer.Option(1, "--devices", help="Processes per node (> 1: DDP, gloo on CPU)."),
+    num_nodes: int = typer.Option(1, "--num-nodes"),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", help="Continue exactly from RUN/checkpoints/last.ckpt (same options)."
+    ),
+    checkpoint_every: int = typer.Option(
+        0, "--checkpoint-every", help="Also refresh last.ckpt every N steps (mid-epoch resume)."
+    ),
     tasks: Optional[list[str]] = typer.Option(None, "--task", help="Train these tasks (repeat)."),
     balanced: bool = typer.Option(False, "--balanced/--no-balanced"),
     override: Optional[list[str]] = typer.Option(
@@ -79,9 +86,10 @@ def train(
         clip_stride=clip_stride or max(clip_len // 2, 1), lr=lr, lora_lr=lora_lr,
         weight_decay=weight_decay, warmup_epochs=warmup_epochs, swa_epochs=swa_epochs,
         max_steps=max_steps, precision=precision, seed=seed, devices=devices,
-        balanced=balanced, progress_bar=progress,
+        num_nodes=num_nodes, checkpoint_every_n_steps=checkpoint_every, balanced=balanced,
+        progress_bar=progress,
     )
-    result = run_train(config)
+    result = run_train(config, resume=resume)
     shown = {k: round(v, 4) for k, v in result.best_metrics.items() if "_AU" not in k}
     typer.echo(f"run folder: {result.run_dir}")
     typer.echo(f"best: {shown}  ({result.best_checkpoint})")
