@@ -28,7 +28,15 @@ import torch
 
 from wildaffect.encoders.registry import create_encoder
 
-VISUAL = ["dinov2-small", "dinov2-base", "dinov2-large", "dinov2-giant", "vit-base", "convnext-base", "clip-vit-b16"]
+VISUAL = [
+    "dinov2-small",
+    "dinov2-base",
+    "dinov2-large",
+    "dinov2-giant",
+    "vit-base",
+    "convnext-base",
+    "clip-vit-b16",
+]
 AUDIO = ["wavlm-base", "wavlm-large", "whisper-base"]
 QUICK = {"dinov2-small", "dinov2-base", "vit-base", "wavlm-base"}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "encoders.json"
@@ -48,7 +56,10 @@ def best_of(fn: Callable[[], object], repeat: int) -> float:
 
 def run(fn: Callable[[], object], precision: str) -> Callable[[], object]:
     def call() -> object:
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with (
+            torch.no_grad(),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"),
+        ):
             return fn()
 
     return call
@@ -63,8 +74,14 @@ def bench_visual(name: str, batch: int, repeat: int) -> list[dict]:
     for precision in PRECISIONS:
         seconds = best_of(run(lambda: encoder(pixels), precision), repeat)
         rows.append(
-            {"encoder": name, "precision": precision, "value": 1000 * seconds / batch,
-             "unit": "ms/frame", "params_m": n_params / 1e6, "input": f"batch {batch} x 224x224"}
+            {
+                "encoder": name,
+                "precision": precision,
+                "value": 1000 * seconds / batch,
+                "unit": "ms/frame",
+                "params_m": n_params / 1e6,
+                "input": f"batch {batch} x 224x224",
+            }
         )
     return rows
 
@@ -78,8 +95,14 @@ def bench_audio(name: str, audio_seconds: float, repeat: int) -> list[dict]:
     for precision in PRECISIONS:
         seconds = best_of(run(lambda: encoder(wave), precision), repeat)
         rows.append(
-            {"encoder": name, "precision": precision, "value": 1000 * seconds / audio_seconds,
-             "unit": "ms/s audio", "params_m": n_params / 1e6, "input": f"1 x {audio_seconds:g} s"}
+            {
+                "encoder": name,
+                "precision": precision,
+                "value": 1000 * seconds / audio_seconds,
+                "unit": "ms/s audio",
+                "params_m": n_params / 1e6,
+                "input": f"1 x {audio_seconds:g} s",
+            }
         )
     return rows
 
@@ -102,7 +125,9 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="only the small encoders")
-    parser.add_argument("--only", default="", help="comma-separated encoder names (overrides --quick)")
+    parser.add_argument(
+        "--only", default="", help="comma-separated encoder names (overrides --quick)"
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
@@ -117,7 +142,10 @@ def main() -> None:
     elif args.quick:
         names = [n for n in names if n in QUICK]
     probe = {p: matmul_gflops(p, args.repeat) for p in PRECISIONS}
-    print(f"matmul 1024^3 probe: fp32 {probe['fp32']:.0f} GFLOP/s, bf16 {probe['bf16']:.0f} GFLOP/s", flush=True)
+    print(
+        f"matmul 1024^3 probe: fp32 {probe['fp32']:.0f} GFLOP/s, bf16 {probe['bf16']:.0f} GFLOP/s",
+        flush=True,
+    )
     # Rows of encoders not measured in this run are kept from the previous file, so partial
     # runs (--quick, --only) add up; the file is rewritten after every encoder.
     previous = json.loads(args.out.read_text()).get("rows", []) if args.out.is_file() else []
@@ -133,8 +161,11 @@ def main() -> None:
             row["run_matmul_gflops"] = probe
         rows += new
         for row in new:
-            print(f"{row['encoder']:<14} {row['precision']:<5} {row['value']:9.1f} {row['unit']:<11}"
-                  f" {row['params_m']:7.1f}M  ({row['input']})", flush=True)
+            print(
+                f"{row['encoder']:<14} {row['precision']:<5} {row['value']:9.1f} {row['unit']:<11}"
+                f" {row['params_m']:7.1f}M  ({row['input']})",
+                flush=True,
+            )
         print(f"  [{name}: {time.perf_counter() - started:.0f} s incl. build]", flush=True)
         write_json_atomic(args.out, payload(args, probe, rows))
     final = payload(args, probe, rows)

@@ -16,7 +16,9 @@ from wildaffect.io.align import wavlm_num_frames
 
 SR = 16_000
 TRANSFORMERS_AUDIO = [
-    n for n in list_encoders("audio") if get_spec(n).builder.__module__ == "wildaffect.encoders.audio"
+    n
+    for n in list_encoders("audio")
+    if get_spec(n).builder.__module__ == "wildaffect.encoders.audio"
 ]
 WAVLM = [n for n in TRANSFORMERS_AUDIO if n.startswith("wavlm")]
 WHISPER = [n for n in TRANSFORMERS_AUDIO if n.startswith("whisper")]
@@ -55,7 +57,13 @@ def tone_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_audio_encoders_are_registered() -> None:
-    assert set(TRANSFORMERS_AUDIO) >= {"wavlm-base", "wavlm-base-plus", "wavlm-large", "whisper-base", "whisper-small"}
+    assert set(TRANSFORMERS_AUDIO) >= {
+        "wavlm-base",
+        "wavlm-base-plus",
+        "wavlm-large",
+        "whisper-base",
+        "whisper-small",
+    }
     assert get_spec("wavlm-large").hub_id == "microsoft/wavlm-large"
     assert get_spec("whisper-base").modality == "audio"
 
@@ -88,9 +96,13 @@ def test_wavlm_frame_count_on_real_speech(name: str, speech: torch.Tensor) -> No
     encoder = create_encoder(name, pretrained=False, tiny=True)
     n = speech.numel()
     out = encoder(speech[None])
-    assert out.features.shape[1] == out.lengths.item() == (n - 400) // 320 + 1 == wavlm_num_frames(n)
+    assert (
+        out.features.shape[1] == out.lengths.item() == (n - 400) // 320 + 1 == wavlm_num_frames(n)
+    )
     # transformers' own conv arithmetic agrees with the 20 ms convention
-    assert int(encoder.backbone._get_feat_extract_output_lengths(torch.tensor(n))) == wavlm_num_frames(n)
+    assert int(
+        encoder.backbone._get_feat_extract_output_lengths(torch.tensor(n))
+    ) == wavlm_num_frames(n)
 
 
 def test_whisper_frame_count_on_real_speech(speech: torch.Tensor) -> None:
@@ -111,9 +123,12 @@ def test_whisper_long_audio_is_encoded_in_30s_windows() -> None:
     torch.testing.assert_close(out.features[:, 1500:], tail.features, rtol=1e-5, atol=1e-5)
 
 
-def test_wavlm_weighted_sum_covers_every_hidden_state_and_adapter_starts_as_identity(speech) -> None:
+def test_wavlm_weighted_sum_covers_every_hidden_state_and_adapter_starts_as_identity(
+    speech,
+) -> None:
     encoder = create_encoder("wavlm-large", pretrained=False, tiny=True)
-    assert encoder.layer_logits.numel() == encoder.config.num_hidden_layers + 1  # 25 for the real Large
+    n_states = encoder.config.num_hidden_layers + 1  # 25 for the real Large
+    assert encoder.layer_logits.numel() == n_states
     with torch.no_grad():
         out = encoder(speech[None])
         hidden = encoder.backbone(

@@ -28,7 +28,9 @@ def test_lists_by_modality() -> None:
 
 
 def test_unknown_name_lists_the_valid_ones() -> None:
-    with pytest.raises(WildaffectError, match="unknown encoder 'dinov3'.*dinov2-large.*wavlm-large"):
+    with pytest.raises(
+        WildaffectError, match="unknown encoder 'dinov3'.*dinov2-large.*wavlm-large"
+    ):
         create_encoder("dinov3")
     with pytest.raises(WildaffectError, match="unknown modality"):
         list_encoders("text")

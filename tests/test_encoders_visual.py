@@ -11,7 +11,9 @@ from wildaffect.encoders.visual import IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD, 
 from wildaffect.errors import WildaffectError
 
 TRANSFORMERS_VISUAL = [
-    n for n in list_encoders("visual") if get_spec(n).builder.__module__ == "wildaffect.encoders.visual"
+    n
+    for n in list_encoders("visual")
+    if get_spec(n).builder.__module__ == "wildaffect.encoders.visual"
 ]
 # Grid side at 224 for the real patch sizes (kept by the tiny configs): DINOv2 14 px, ViT/CLIP 16 px,
 # ConvNeXt's last stage is stride 32.
@@ -38,7 +40,9 @@ def test_every_transformers_visual_encoder_is_registered() -> None:
 
 
 @pytest.mark.parametrize("name", TRANSFORMERS_VISUAL)
-def test_tiny_encoder_shapes_and_save_load_roundtrip(name: str, pixels: torch.Tensor, tmp_path) -> None:
+def test_tiny_encoder_shapes_and_save_load_roundtrip(
+    name: str, pixels: torch.Tensor, tmp_path
+) -> None:
     torch.manual_seed(0)
     encoder = create_encoder(name, pretrained=False, tiny=True)
     out = encoder(pixels)
@@ -70,7 +74,9 @@ def test_registers_are_dropped_from_the_grid(pixels: torch.Tensor) -> None:
 
 
 def test_frozen_encoder_stays_in_eval_mode_and_has_no_trainable_parameters() -> None:
-    encoder = create_encoder("dinov2-small", pretrained=False, tiny=True, config_overrides={"drop_path_rate": 0.5})
+    encoder = create_encoder(
+        "dinov2-small", pretrained=False, tiny=True, config_overrides={"drop_path_rate": 0.5}
+    )
     encoder.train()
     assert not encoder.backbone.training
     assert not any(p.requires_grad for p in encoder.parameters())
@@ -117,6 +123,11 @@ def test_real_size_config_without_weights_has_the_hub_architecture() -> None:
     with torch.device("meta"):  # shapes only: no memory, no random init
         encoder = create_encoder("dinov2-large", pretrained=False)
     cfg = encoder.config
-    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.patch_size) == (1024, 24, 16, 14)
+    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.patch_size) == (
+        1024,
+        24,
+        16,
+        14,
+    )
     n_params = sum(p.numel() for p in encoder.parameters())
     assert 300e6 < n_params < 310e6

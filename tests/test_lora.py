@@ -43,7 +43,9 @@ def _randomise_lora_b(model: nn.Module) -> None:
         ("whisper-base", ["q_proj", "v_proj"]),
     ],
 )
-def test_targets_are_discovered_in_the_installed_transformers(name: str, expected: list[str]) -> None:
+def test_targets_are_discovered_in_the_installed_transformers(
+    name: str, expected: list[str]
+) -> None:
     encoder = create_encoder(name, pretrained=False, tiny=True)
     assert find_lora_targets(encoder) == expected
     assert len(find_blocks(encoder, expected)) == 2  # every tiny config has 2 blocks
@@ -54,7 +56,11 @@ class _OldStyleAttention(nn.Module):
 
     def __init__(self, dim: int = 8):
         super().__init__()
-        self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.query, self.key, self.value = (
+            nn.Linear(dim, dim),
+            nn.Linear(dim, dim),
+            nn.Linear(dim, dim),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         attn = torch.softmax(self.query(x) @ self.key(x).transpose(-1, -2), dim=-1)
@@ -64,7 +70,9 @@ class _OldStyleAttention(nn.Module):
 class _OldStyleModel(nn.Module):
     def __init__(self):
         super().__init__()
-        self.layer = nn.ModuleList(nn.ModuleDict({"attention": _OldStyleAttention()}) for _ in range(3))
+        self.layer = nn.ModuleList(
+            nn.ModuleDict({"attention": _OldStyleAttention()}) for _ in range(3)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.layer:
@@ -85,7 +93,9 @@ def test_unknown_projection_is_a_clear_error() -> None:
         find_lora_targets(nn.Sequential(nn.Linear(4, 4)))
 
 
-@pytest.mark.parametrize("name", ["dinov2-small", "vit-base", "clip-vit-b16", "wavlm-base", "whisper-base"])
+@pytest.mark.parametrize(
+    "name", ["dinov2-small", "vit-base", "clip-vit-b16", "wavlm-base", "whisper-base"]
+)
 def test_lora_is_live_in_the_forward_pass(name: str) -> None:
     """A nonzero B must change the output and every LoRA matrix must get a gradient.
 
@@ -115,7 +125,9 @@ def test_lora_is_live_in_the_forward_pass(name: str) -> None:
 
 
 def test_only_lora_is_trainable_and_gets_gradients() -> None:
-    encoder = apply_lora(create_encoder("dinov2-small", pretrained=False, tiny=True), r=R, alpha=ALPHA)
+    encoder = apply_lora(
+        create_encoder("dinov2-small", pretrained=False, tiny=True), r=R, alpha=ALPHA
+    )
     trainable = {n for n, p in encoder.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
     assert len(trainable) == 2 * 2 * 2  # 2 blocks x (q, v) x (A, B)
@@ -131,7 +143,9 @@ def test_only_lora_is_trainable_and_gets_gradients() -> None:
 
 
 def test_last_blocks_trainable_when_fewer_blocks_are_frozen() -> None:
-    encoder = create_encoder("vit-base", pretrained=False, tiny=True, config_overrides={"num_hidden_layers": 3})
+    encoder = create_encoder(
+        "vit-base", pretrained=False, tiny=True, config_overrides={"num_hidden_layers": 3}
+    )
     apply_lora(encoder, r=R, alpha=ALPHA, freeze_first_n_blocks=2)
     blocks = find_blocks(encoder, ["q_proj", "v_proj"])
     assert len(blocks) == 3
@@ -145,7 +159,9 @@ def test_last_blocks_trainable_when_fewer_blocks_are_frozen() -> None:
 
 
 def test_wavlm_adapter_and_layer_weights_stay_trainable() -> None:
-    encoder = apply_lora(create_encoder("wavlm-base", pretrained=False, tiny=True), r=R, alpha=ALPHA)
+    encoder = apply_lora(
+        create_encoder("wavlm-base", pretrained=False, tiny=True), r=R, alpha=ALPHA
+    )
     trainable = {n for n, p in encoder.named_parameters() if p.requires_grad}
     outside = {n for n in trainable if not n.startswith("backbone.")}
     assert "layer_logits" in outside and any(n.startswith("adapter.") for n in outside)
@@ -164,9 +180,11 @@ Q_PROJ = {
 def _lora_a_b(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """(A: (r, in), B: (out, r)) of a peft LoRA Linear or of our weight parametrization."""
     if hasattr(layer, "lora_A"):
-        return layer.lora_A["default"].weight.detach().clone(), layer.lora_B["default"].weight.detach().clone()
-    delta = layer.parametrizations["weight"][0]
-    return delta.lora_A.detach().clone(), delta.lora_B.detach().clone()
+        a, b = layer.lora_A["default"].weight, layer.lora_B["default"].weight
+    else:
+        delta = layer.parametrizations["weight"][0]
+        a, b = delta.lora_A, delta.lora_B
+    return a.detach().clone(), b.detach().clone()
 
 
 @pytest.mark.parametrize("name", sorted(Q_PROJ))
@@ -191,7 +209,9 @@ def test_merge_folds_scaled_BA_into_W_and_keeps_the_output(name: str) -> None:
         after = encoder(x)
     for field in ("patch_grid", "cls", "features"):
         if hasattr(before, field):
-            torch.testing.assert_close(getattr(after, field), getattr(before, field), rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(
+                getattr(after, field), getattr(before, field), rtol=1e-4, atol=1e-5
+            )
 
     state = {k: v.clone() for k, v in encoder.state_dict().items()}
     merge_lora(encoder)  # nothing left to merge: a no-op

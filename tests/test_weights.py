@@ -89,7 +89,12 @@ def test_offline_set_before_import_in_a_fresh_process(tmp_path: Path) -> None:
         """
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], env=_clean_env(tmp_path), capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code],
+        env=_clean_env(tmp_path),
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("RAISED") and HUB_ID in result.stdout
@@ -98,9 +103,16 @@ def test_offline_set_before_import_in_a_fresh_process(tmp_path: Path) -> None:
 
 def test_download_command_offline_is_one_line_and_exit_1(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "from wildaffect.cli import main; main()", "download", "dinov2-small"],
+        [
+            sys.executable,
+            "-c",
+            "from wildaffect.cli import main; main()",
+            "download",
+            "dinov2-small",
+        ],
         env=_clean_env(tmp_path),
         capture_output=True,
+        check=False,
         text=True,
         timeout=120,
     )
@@ -114,6 +126,7 @@ def test_download_command_rejects_unknown_encoder(tmp_path: Path) -> None:
         [sys.executable, "-c", "from wildaffect.cli import main; main()", "download", "dinov9"],
         env=_clean_env(tmp_path),
         capture_output=True,
+        check=False,
         text=True,
         timeout=120,
     )

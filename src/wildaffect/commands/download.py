@@ -8,16 +8,19 @@ Heavy imports happen inside the function so ``wildaffect --help`` stays instant.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
 
 def download(
-    name: str = typer.Argument(..., help="Registered encoder name, e.g. dinov2-large or wavlm-large."),
-    cache_dir: Optional[Path] = typer.Option(  # noqa: UP045 - typer needs Optional on 3.10
-        None, "--cache-dir", help="Hugging Face hub cache to fill (default: HF_HUB_CACHE / HF_HOME)."
-    ),
+    name: Annotated[
+        str, typer.Argument(help="Registered encoder name, e.g. dinov2-large or wavlm-large.")
+    ],
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Hugging Face hub cache to fill (default: HF_HUB_CACHE / HF_HOME)."),
+    ] = None,
 ) -> None:
     """Download the pretrained weights of encoder NAME (a snapshot of its hub repository)."""
     from wildaffect.encoders.registry import get_spec

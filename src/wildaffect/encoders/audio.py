@@ -59,10 +59,25 @@ TINY_WAVLM = {
     "num_conv_pos_embedding_groups": 2,
 }
 WHISPER_SIZES = {
-    "base": {"d_model": 512, "encoder_layers": 6, "encoder_attention_heads": 8, "encoder_ffn_dim": 2048},
-    "small": {"d_model": 768, "encoder_layers": 12, "encoder_attention_heads": 12, "encoder_ffn_dim": 3072},
+    "base": {
+        "d_model": 512,
+        "encoder_layers": 6,
+        "encoder_attention_heads": 8,
+        "encoder_ffn_dim": 2048,
+    },
+    "small": {
+        "d_model": 768,
+        "encoder_layers": 12,
+        "encoder_attention_heads": 12,
+        "encoder_ffn_dim": 3072,
+    },
 }
-TINY_WHISPER = {"d_model": 32, "encoder_layers": 2, "encoder_attention_heads": 2, "encoder_ffn_dim": 64}
+TINY_WHISPER = {
+    "d_model": 32,
+    "encoder_layers": 2,
+    "encoder_attention_heads": 2,
+    "encoder_ffn_dim": 64,
+}
 
 
 @dataclass
@@ -75,7 +90,9 @@ class AudioOutput:
 
 def wavlm_frames(lengths: torch.Tensor) -> torch.Tensor:
     """:func:`wildaffect.io.align.wavlm_num_frames` for a (B,) tensor of sample counts."""
-    return torch.tensor([wavlm_num_frames(int(n)) for n in lengths], dtype=torch.long, device=lengths.device)
+    return torch.tensor(
+        [wavlm_num_frames(int(n)) for n in lengths], dtype=torch.long, device=lengths.device
+    )
 
 
 def whisper_num_frames(num_samples: int) -> int:
@@ -85,7 +102,9 @@ def whisper_num_frames(num_samples: int) -> int:
 
 def _lengths_or_full(waveform: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
     if waveform.ndim != 2:
-        raise WildaffectError(f"waveform must be (B, N) mono 16 kHz; got shape {tuple(waveform.shape)}")
+        raise WildaffectError(
+            f"waveform must be (B, N) mono 16 kHz; got shape {tuple(waveform.shape)}"
+        )
     batch, num = waveform.shape
     if lengths is None:
         return torch.full((batch,), num, dtype=torch.long, device=waveform.device)
@@ -197,7 +216,9 @@ class WavLMEncoder(AudioEncoder):
         # and takes an attention mask; base (group-norm CNN) takes neither (zero padding only).
         layer_norm_cnn = config.feat_extract_norm == "layer"
         self.normalize_input = layer_norm_cnn if normalize_input is None else normalize_input
-        self.use_attention_mask = layer_norm_cnn if use_attention_mask is None else use_attention_mask
+        self.use_attention_mask = (
+            layer_norm_cnn if use_attention_mask is None else use_attention_mask
+        )
         hidden = int(config.hidden_size)
         self.layer_logits = nn.Parameter(torch.zeros(config.num_hidden_layers + 1))
         self.adapter = BottleneckAdapter(hidden, adapter_dim or max(hidden // 4, 8), d_out)
@@ -212,7 +233,11 @@ class WavLMEncoder(AudioEncoder):
                 f"audio too short for WavLM: {int(lengths.min())} samples < {WAVLM_RECEPTIVE_FIELD} (25 ms)"
             )
         sample_mask = torch.arange(waveform.shape[1], device=waveform.device) < lengths[:, None]
-        x = zero_mean_unit_var(waveform, sample_mask) if self.normalize_input else waveform * sample_mask
+        x = (
+            zero_mean_unit_var(waveform, sample_mask)
+            if self.normalize_input
+            else waveform * sample_mask
+        )
         out = self.backbone(
             x,
             attention_mask=sample_mask.long() if self.use_attention_mask else None,
@@ -249,7 +274,8 @@ class WhisperEncoderWrapper(AudioEncoder):
             for start in range(0, n, WHISPER_WINDOW):
                 windows.append(audio[b, start : min(start + WHISPER_WINDOW, n)])
                 owners.append(b)
-        with torch.autocast(device_type=waveform.device.type, enabled=False):  # its STFT ends in numpy
+        # The feature extractor's STFT ends in numpy, which has no bfloat16: keep it in fp32.
+        with torch.autocast(device_type=waveform.device.type, enabled=False):
             mel = self.feature_extractor(
                 windows, sampling_rate=SAMPLE_RATE, return_tensors="pt"
             ).input_features  # (W, n_mels, 3000)
@@ -259,7 +285,9 @@ class WhisperEncoderWrapper(AudioEncoder):
         for w, b in enumerate(owners):
             pieces[b].append(encoded[w, : whisper_num_frames(len(windows[w]))])
         per_item = [torch.cat(p, dim=0) for p in pieces]
-        out_lengths = torch.tensor([len(p) for p in per_item], dtype=torch.long, device=waveform.device)
+        out_lengths = torch.tensor(
+            [len(p) for p in per_item], dtype=torch.long, device=waveform.device
+        )
         features = nn.utils.rnn.pad_sequence(per_item, batch_first=True)  # (B, Na, D), zero-padded
         return AudioOutput(features, out_lengths)
 
@@ -291,7 +319,12 @@ def _wavlm_builder(name: str, hub_id: str, real: dict[str, Any]) -> Callable[...
         )
         conventions = _wavlm_conventions(weights, hub_id) if (weights or pretrained) else {}
         return WavLMEncoder(
-            backbone, freeze=freeze, adapter_dim=adapter_dim, d_out=d_out, cnn_fp32=cnn_fp32, **conventions
+            backbone,
+            freeze=freeze,
+            adapter_dim=adapter_dim,
+            d_out=d_out,
+            cnn_fp32=cnn_fp32,
+            **conventions,
         )
 
     build.__name__ = build.__qualname__ = f"build_{name.replace('-', '_')}"
@@ -314,7 +347,9 @@ def _wavlm_conventions(weights: str | Path | None, hub_id: str) -> dict[str, boo
     return found
 
 
-def _whisper_builder(name: str, hub_id: str, real: dict[str, Any]) -> Callable[..., WhisperEncoderWrapper]:
+def _whisper_builder(
+    name: str, hub_id: str, real: dict[str, Any]
+) -> Callable[..., WhisperEncoderWrapper]:
     def build(
         pretrained: bool = True,
         weights: str | Path | None = None,
@@ -328,11 +363,15 @@ def _whisper_builder(name: str, hub_id: str, real: dict[str, Any]) -> Callable[.
         overrides = dict(config_overrides or {})
         if weights is not None or pretrained:
             folder = resolve_weights(weights, hub_id, encoder_name=name)
-            architectures = json.loads((folder / "config.json").read_text()).get("architectures") or []
+            architectures = (
+                json.loads((folder / "config.json").read_text()).get("architectures") or []
+            )
             if "WhisperEncoder" in architectures:  # saved by our own save_pretrained
                 encoder = WhisperEncoder.from_pretrained(folder, dtype=torch.float32, **overrides)
             else:  # a hub checkpoint holds the whole encoder-decoder: keep the encoder
-                encoder = WhisperModel.from_pretrained(folder, dtype=torch.float32, **overrides).get_encoder()
+                encoder = WhisperModel.from_pretrained(
+                    folder, dtype=torch.float32, **overrides
+                ).get_encoder()
             if (folder / PREPROCESSOR_FILE).is_file():
                 extractor = WhisperFeatureExtractor.from_pretrained(folder)
             else:

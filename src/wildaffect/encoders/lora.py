@@ -51,7 +51,9 @@ def _attention_linears(host: nn.Module) -> list[tuple[str, str, str]]:
     found = []
     for name, module in host.named_modules():
         parent, _, leaf = name.rpartition(".")
-        if isinstance(module, nn.Linear) and ("attn" in parent.lower() or "attention" in parent.lower()):
+        if isinstance(module, nn.Linear) and (
+            "attn" in parent.lower() or "attention" in parent.lower()
+        ):
             found.append((name, parent, leaf))
     return found
 
@@ -62,7 +64,9 @@ def find_lora_targets(model: nn.Module, targets: Sequence[str] = ("q", "v")) -> 
     found = []
     for letter in targets:
         if letter not in PROJECTION_NAMES:
-            raise ValueError(f"unknown LoRA target {letter!r}; choose from {sorted(PROJECTION_NAMES)}")
+            raise ValueError(
+                f"unknown LoRA target {letter!r}; choose from {sorted(PROJECTION_NAMES)}"
+            )
         match = next((n for n in PROJECTION_NAMES[letter] if n in linear_leaves), None)
         if match is None:
             raise ValueError(
@@ -81,7 +85,8 @@ def find_blocks(model: nn.Module, leaf_names: Iterable[str]) -> nn.ModuleList:
         if not isinstance(module, nn.ModuleList) or len(module) == 0:
             continue
         if all(
-            any(n.rsplit(".", 1)[-1] in leaves for n, _ in child.named_modules()) for child in module
+            any(n.rsplit(".", 1)[-1] in leaves for n, _ in child.named_modules())
+            for child in module
         ) and (best is None or len(module) > len(best)):
             best = module
     if best is None:
@@ -95,8 +100,12 @@ class LoraWeightDelta(nn.Module):
     def __init__(self, weight: torch.Tensor, r: int, alpha: float):
         super().__init__()
         out_features, in_features = weight.shape
-        self.lora_A = nn.Parameter(torch.empty(r, in_features, dtype=weight.dtype, device=weight.device))
-        self.lora_B = nn.Parameter(torch.zeros(out_features, r, dtype=weight.dtype, device=weight.device))
+        self.lora_A = nn.Parameter(
+            torch.empty(r, in_features, dtype=weight.dtype, device=weight.device)
+        )
+        self.lora_B = nn.Parameter(
+            torch.zeros(out_features, r, dtype=weight.dtype, device=weight.device)
+        )
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # peft's default init for A
         self.scaling = alpha / r
 
@@ -151,7 +160,9 @@ def apply_lora(
         inject_adapter_in_model(config, host)
     for name in direct:
         linear = host.get_submodule(name)
-        parametrize.register_parametrization(linear, "weight", LoraWeightDelta(linear.weight, r, alpha))
+        parametrize.register_parametrization(
+            linear, "weight", LoraWeightDelta(linear.weight, r, alpha)
+        )
 
     for name, param in host.named_parameters():
         param.requires_grad = LORA_MARKER in name

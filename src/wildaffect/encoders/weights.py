@@ -29,7 +29,9 @@ def hub_offline() -> bool:
     """
     from huggingface_hub import constants
 
-    env = (os.environ.get(k, "").strip().lower() for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    env = (
+        os.environ.get(k, "").strip().lower() for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
     return bool(constants.HF_HUB_OFFLINE) or any(v in _TRUE for v in env)
 
 
@@ -75,13 +77,15 @@ def resolve_weights(
     from huggingface_hub.errors import HFValidationError
 
     try:
-        return _checked(Path(snapshot_download(repo_id, cache_dir=cache, local_files_only=True)))
+        cached = Path(snapshot_download(repo_id, cache_dir=cache, local_files_only=True))
     except HFValidationError:
         raise WildaffectError(
             f"weights {repo_id!r}: no such folder and not a valid hub id; {how}"
         ) from None
     except Exception:  # noqa: BLE001 - any cache miss means: try the hub, or explain
-        pass
+        cached = None
+    if cached is not None:
+        return _checked(cached)
 
     if hub_offline():
         raise WildaffectError(
