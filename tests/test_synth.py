@@ -25,7 +25,7 @@ from wildaffect.models.layers.temporal import TCN
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), 3, 1, 300, grid=4,
+    return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), 3, 1, 300, grid=8,
                                   d_visual=16, d_audio=16, seed=1)
 
 
@@ -39,7 +39,7 @@ def test_tree_parses_and_cache_lengths_match(synth):
             labels = parse_annotation(entry.path, task)
             np.testing.assert_array_equal(labels.values, synth.labels[(task, entry.video)])
             assert 0 < (~labels.valid).sum() < labels.valid.size // 4  # a few invalid rows
-            assert cache.read_features(VISUAL_ENCODER, entry.video).shape == (300, 4, 4, 16)
+            assert cache.read_features(VISUAL_ENCODER, entry.video).shape == (300, 8, 8, 16)
             assert cache.read_features(AUDIO_ENCODER, entry.video).shape == (300, 16)
             arrays = cache.read_arrays(entry.video)
             assert arrays["frame_times"].shape == arrays["has_face"].shape == (300,)
@@ -60,14 +60,14 @@ def test_visual_evidence_sits_in_the_au_region(synth):
     inactive frames far better than the whole-grid average does."""
     cache = FeatureCache(synth.cache_dir)
     video = synth.videos[SPLITS[0]][0]
-    x = cache.read_features(VISUAL_ENCODER, video).astype(np.float32)  # (T, 4, 4, 16)
+    x = cache.read_features(VISUAL_ENCODER, video).astype(np.float32)  # (T, 8, 8, 16)
     landmarks = cache.read_array(video, "landmarks68")
     face = cache.read_array(video, "has_face")
     aus = synth.labels[(Task.AU, video)]
-    cells = au_region_cells(np.nan_to_num(landmarks), 4)  # (T, 12, 16)
+    cells = au_region_cells(np.nan_to_num(landmarks), 8)  # (T, 12, 64)
     k = AU_NAMES.index("AU1")  # a strong, visual AU
     ok = face & (aus[:, k] >= 0)
-    patches = x.reshape(len(x), 16, 16)
+    patches = x.reshape(len(x), 64, 16)
     local = (patches * cells[:, k, :, None]).sum(1) / cells[:, k].sum(1, keepdims=True)
     gap = patches.mean(1)
 

@@ -18,7 +18,8 @@ Generative process (per video, all from one seeded generator):
    (5-20 frames) where ``has_face`` is False, landmarks are NaN and the grid is zero.
 3. **Visual evidence is local.** A fixed random direction ``u_k`` per AU is added to the
    patches of AU k's own region (the cells its ``AU{n}_...`` landmarks of
-   :data:`~wildaffect.face.regions.AU_REGIONS` fall in on that frame, no dilation) while the AU
+   :data:`~wildaffect.face.regions.AU_REGIONS` fall in on that frame, dilated by HGA's default
+   radius, i.e. the region exactly as the default HGA pools it) while the AU
    is active, on top of Gaussian noise and a per-video offset. Distractors put the same
    directions on the same number of cells OUTSIDE the AU's region on random frames, so global
    average pooling sees ``u_k`` without knowing where it came from, while landmark-guided
@@ -221,16 +222,19 @@ def _no_face_mask(n_frames: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def au_region_cells(landmarks: np.ndarray, grid: int) -> np.ndarray:
-    """(T, 68, 2) -> (T, 12, grid*grid) bool: the cells each AU's own landmarks fall in."""
+    """(T, 68, 2) -> (T, 12, grid*grid) bool: each AU's region as HGA sees it by default (the
+    cells its landmarks fall in, dilated by the default ``hga_radius``)."""
     import torch
 
+    from wildaffect.models.config import ModelConfig
     from wildaffect.models.hga import landmarks_to_region_masks
 
     regions = {name: idx for name, idx in AU_REGIONS.items()}
     if [name.split("_")[0] for name in regions] != list(AU_NAMES):
         raise RuntimeError("AU_REGIONS must list one region per AU in AU_NAMES order")
     masks = landmarks_to_region_masks(
-        torch.from_numpy(np.ascontiguousarray(landmarks)), (grid, grid), regions, radius=0
+        torch.from_numpy(np.ascontiguousarray(landmarks)), (grid, grid), regions,
+        radius=ModelConfig().hga_radius,
     )
     return masks.numpy()
 
