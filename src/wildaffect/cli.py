@@ -50,6 +50,8 @@ def _register_commands() -> None:
     app.command("train")(train_commands.train)
     from wildaffect.commands import preprocess
     app.command("preprocess")(preprocess.preprocess)
+    from wildaffect.commands import extract
+    app.command("extract")(extract.extract)
     from wildaffect.commands import demo
     app.command("demo")(demo.demo)
     from wildaffect.commands import evaluate
