@@ -26,7 +26,9 @@ class ModelConfig:
 
     - ``visual_input="grid"``: a patch grid per frame ``(B, T, H, W, d_visual)`` (DINOv2, ViT,
       ConvNeXt, CLIP) plus 68 landmarks in crop coordinates for HGA;
-    - ``"regions"``: one token per facial region ``(B, T, R, d_visual)`` (offline encoder);
+    - ``"regions"``: one token per facial region ``(B, T, R, d_visual)`` (offline encoder),
+      optionally followed by one global token ``(B, T, R + 1, d_visual)`` (see
+      :meth:`~wildaffect.models.hga.HGA.forward_tokens`);
     - ``"vector"``: one embedding per frame ``(B, T, d_visual)``.
 
     Audio is frame-aligned ``(B, T, d_audio)``; ``d_audio=0`` makes a visual-only model.

@@ -170,25 +170,30 @@ class HGA(nn.Module):
         return self._scatter(tokens, face_mask)
 
     def forward_tokens(self, region_tokens: Tensor, face_mask: Tensor | None = None) -> Tensor:
-        """Adaptation for offline per-region features (no patch grid): ``(B, T, R, D)`` ->
-        ``(B, T, R, d_out)``.
+        """Adaptation for offline per-region features (no patch grid): ``(B, T, R, D)`` or
+        ``(B, T, R + 1, D)`` -> ``(B, T, R, d_out)``.
 
         Not in the paper: the CPU default encoder yields one vector per region directly, so
-        the local feature f_r is that region's vector, the global context g is the mean of
-        the region vectors, and the keys/values are the R region vectors instead of the
-        patches. Same MHCA and MLP weights as :meth:`forward`.
+        the local feature f_r is that region's vector and the keys/values are the token
+        vectors instead of the patches. The global context g is the encoder's trailing global
+        token when there is one (``mediapipe-regions`` appends head pose, all blendshapes and
+        the whole face shape: what GAP over patches summarises in the paper), which is then
+        also one more key/value; otherwise g is the mean of the region vectors. Same MHCA and
+        MLP weights as :meth:`forward`.
         """
-        batch, time, n_regions, dim = region_tokens.shape
-        if n_regions != self.n_regions or dim != self.d_patch:
+        batch, time, n_tokens, dim = region_tokens.shape
+        if n_tokens not in (self.n_regions, self.n_regions + 1) or dim != self.d_patch:
             raise ValueError(
                 f"region tokens {tuple(region_tokens.shape)} do not match HGA "
-                f"(R={self.n_regions}, D={self.d_patch})"
+                f"(R={self.n_regions} regions, optionally + 1 global token; D={self.d_patch})"
             )
         face_mask = self._face_mask(face_mask, batch, time, region_tokens.device)
-        local = region_tokens[face_mask]  # (N, R, D)
-        if local.shape[0] == 0:
+        tokens = region_tokens[face_mask]  # (N, R or R+1, D)
+        if tokens.shape[0] == 0:
             return self._scatter(None, face_mask)
-        return self._scatter(self._align(local, local, local.mean(dim=1)), face_mask)
+        local = tokens[:, : self.n_regions]  # (N, R, D)
+        global_ctx = tokens[:, -1] if n_tokens > self.n_regions else local.mean(dim=1)
+        return self._scatter(self._align(local, tokens, global_ctx), face_mask)
 
     def _align(self, local: Tensor, keys: Tensor, global_ctx: Tensor) -> Tensor:
         """``local: (N, R, D)``, ``keys: (N, K, D)``, ``global_ctx: (N, D)`` -> ``(N, R, d_out)``."""

@@ -168,3 +168,39 @@ def expr_dual_branch() -> ModelConfig:
         tasks=(Task.EXPR,), spatial="gap", fusion="dual_branch", temporal="none",
         modality_dropout=(0.15, 0.15), losses={"EXPR": "focal"},
     )
+
+
+# -- the toolkit's CPU default ----------------------------------------------------------------
+
+#: Output widths of the weight-free encoders (checked against the encoders in the tests).
+MEDIAPIPE_REGIONS_DIM = 232  # mediapipe-regions token_dim: 21 region tokens + 1 global token
+LOGMEL_EGEMAPS_DIM = 180  # logmel-egemaps feature_dim per 20 ms frame
+
+
+@register_model
+def default_offline() -> ModelConfig:
+    """The toolkit's default: the paper's HGA -> AG-SSM -> heads over the weight-free encoders,
+    so it runs on CPU with no downloaded weights.
+
+    Inputs: ``mediapipe-regions`` tokens (21 regions + the trailing global token, which HGA uses
+    as its global context) and ``logmel-egemaps`` audio. Audio enters only through the AG-SSM's
+    guidance (fusion "none": no look-ahead window) and the SSM is unidirectional, so the model
+    streams chunk by chunk with carried state.
+
+    What each output is trained on (by the toolkit itself, from ../shared/data):
+    EXPR (8 classes, cross-entropy) on the faces-expression photos as 1-frame clips, the only
+    real expression labels here (benchmarks/faces_expression.py is its identity-grouped
+    cross-validation); AU (12, ASL) and VA (2, CCC) have NO real labels on this machine: the
+    heads exist so the model speaks the ABAW format, and until a labelled set is supplied
+    their training targets can only be derived ones (AU from MediaPipe blendshapes by a
+    FACS mapping), which a run must say. This preset ships no weights by itself.
+    """
+    return ModelConfig(
+        name="default-offline", description=default_offline.__doc__,
+        tasks=(Task.AU, Task.EXPR, Task.VA),
+        visual_encoder="mediapipe-regions", audio_encoder="logmel-egemaps",
+        visual_input="regions", d_visual=MEDIAPIPE_REGIONS_DIM, d_audio=LOGMEL_EGEMAPS_DIM,
+        spatial="hga", d_token=64, d_model=128, fusion="none", temporal="ag_ssm",
+        bidirectional=False, n_layers=2,
+        losses={"AU": "asl", "EXPR": "ce", "VA": "ccc"},
+    )
