@@ -274,8 +274,6 @@ def evaluate_run(
     sorted videos and annotation frame order); ``RUN/thresholds.json`` when tuning.
     ``OUT`` defaults to ``RUN/eval/<split>``.
     """
-    import torch
-
     from wildaffect.data.dataset import VideoDataset
     from wildaffect.io.atomic import atomic_write_text
     from wildaffect.io.submission import write_submission
@@ -306,7 +304,6 @@ def evaluate_run(
                            cfg.audio_encoder if cfg.has_audio else None)
     _check_features(dataset, cfg)
     out = Path(out_dir) if out_dir is not None else run_dir / "eval" / split
-    torch.manual_seed(0)
 
     outputs: dict[str, dict[Task, np.ndarray]] = {}
     labels: dict[Task, list[tuple[np.ndarray, np.ndarray]]] = {t: [] for t in tasks}

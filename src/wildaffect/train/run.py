@@ -11,6 +11,7 @@ A run folder holds::
     RUN/checkpoints/best-*.ckpt  best ``val/score``
     RUN/final.ckpt               the weights at the end (SWA-averaged when SWA ran)
     RUN/logs/metrics.csv         CSV log (and TensorBoard events when tensorboard is installed)
+    RUN/logs/resumed-stepN/      logs of a run resumed from step N
 
 Each checkpoint's ``hyper_parameters`` carry ``model_config`` (``ModelConfig.to_dict()``),
 ``train_config``, ``label_names`` and ``wildaffect_version``: :func:`load_model` needs nothing
@@ -132,14 +133,16 @@ def prepare(config: TrainConfig):
     return model_config, train_set, val_set
 
 
-def _loggers(run_dir: Path) -> list:
+def _loggers(run_dir: Path, version: str = "") -> list:
+    """CSV (+ TensorBoard) loggers under ``RUN/logs/<version>``; a resumed run logs into its
+    own version folder because Lightning's CSV logger would otherwise delete the old file."""
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    loggers = [CSVLogger(run_dir, name="logs", version="")]
+    loggers = [CSVLogger(run_dir, name="logs", version=version)]
     try:
         import tensorboard  # noqa: F401
 
-        loggers.append(TensorBoardLogger(run_dir, name="logs", version=""))
+        loggers.append(TensorBoardLogger(run_dir, name="logs", version=version))
     except ImportError:
         pass
     return loggers
@@ -157,6 +160,15 @@ def check_resume(checkpoint_path: str | Path, model_config) -> Path:
         raise InputError(path, f"was trained with another model config ({', '.join(differ)} "
                          "differ); resume with the run's original options")
     return path
+
+
+def _resume_version(resume_path: Path | None) -> str:
+    if resume_path is None:
+        return ""
+    import torch
+
+    step = torch.load(resume_path, map_location="cpu", weights_only=False).get("global_step", 0)
+    return f"resumed-step{step}"
 
 
 def train(
@@ -249,7 +261,8 @@ def train(
         num_nodes=config.num_nodes, strategy=strategy_for(config.devices, config.num_nodes),
         use_distributed_sampler=True,
         precision=config.precision, gradient_clip_val=config.grad_clip or None,
-        callbacks=callbacks, logger=_loggers(run_dir), default_root_dir=run_dir,
+        callbacks=callbacks, logger=_loggers(run_dir, _resume_version(resume_path)),
+        default_root_dir=run_dir,
         log_every_n_steps=min(config.log_every_n_steps, steps_per_epoch),
         enable_progress_bar=config.progress_bar, enable_model_summary=False,
         num_sanity_val_steps=0,
