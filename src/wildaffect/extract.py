@@ -347,7 +347,7 @@ def encode_audio(samples: np.ndarray, encoder: FeatureEncoder, options: RunOptio
     pieces = [np.zeros((0, model.out_dim), np.float32)]
     for window in windows:
         with torch.inference_mode(), options.autocast():
-            out = model(torch.from_numpy(window)[None].to(options.device))
+            out = model(torch.tensor(window)[None].to(options.device))  # (1, n) copied
         pieces.append(out.features[0, : int(out.lengths[0])].float().cpu().numpy())
     return np.concatenate(pieces, axis=0)
 
