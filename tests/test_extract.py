@@ -51,6 +51,15 @@ N_CLIP_FRAMES = 56
 F16 = {"rtol": 2e-3, "atol": 2e-3}  # float16 storage: 11-bit mantissa
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models: one thread is faster, and far faster on a shared, busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def preprocessed(fixtures_dir: Path, tmp_path_factory) -> Path:
     """The three fixtures preprocessed once (npy crops); tests work on copies."""
@@ -174,13 +183,18 @@ def test_transformers_encoders_from_weight_folders_fp32_and_bf16(cache, tiny_wei
     ranges = frame_audio_ranges_reference(
         arrays["frame_times"], len(raw), audio_start_s=meta["audio_start_s"]
     )
-    np.testing.assert_allclose(audio.astype(np.float32), pool_to_frames_reference(raw, ranges), **F16)
+    np.testing.assert_allclose(
+        audio.astype(np.float32), pool_to_frames_reference(raw, ranges), **F16
+    )
 
     # bf16 onto fp32 features is refused (mixed precisions in one folder), --force redoes them.
     result = runner.invoke(app, ["extract", *args, "--dtype", "bf16"])
     assert result.exit_code == 1 and isinstance(result.exception, WildaffectError)
     assert "compute_dtype" in str(result.exception)
-    fp32 = {enc: np.array(cache.read_features(enc, CLIP), np.float32) for enc in ("dinov2-small", "wavlm-base")}
+    fp32 = {
+        enc: np.array(cache.read_features(enc, CLIP), np.float32)
+        for enc in ("dinov2-small", "wavlm-base")
+    }
     invoke(*args, "--dtype", "bf16", "--force", "--videos", CLIP)
     for enc, reference in fp32.items():
         bf16 = cache.read_features(enc, CLIP).astype(np.float32)
@@ -222,7 +236,12 @@ def test_an_encoder_failing_midway_leaves_no_partial_file(cache, monkeypatch) ->
 
     monkeypatch.setattr(model, "forward", failing_forward)
     report = extract_batch(
-        cache.root, visual=encoder, audio=None, batch_size=16, device="cpu", videos=[CLIP, "b_second"]
+        cache.root,
+        visual=encoder,
+        audio=None,
+        batch_size=16,
+        device="cpu",
+        videos=[CLIP, "b_second"],
     )
     assert [r.status for r in report.results] == ["done", "failed"]
     assert "dinov2-small failed: RuntimeError: boom" in report.failures[0].reason
@@ -276,7 +295,7 @@ def test_wavlm_windows_give_the_whole_file_frame_count(tiny_weights) -> None:
     encoder = FeatureEncoder("wavlm-base", "audio", model, "tiny", offline=False)
     options = RunOptions(audio_window_s=0.1)  # 1600 samples = 5 hops per window
     rng = np.random.default_rng(0)
-    for n in (399, 400, 1600, 1650, 1700, 4800 + 390, 4800 + 79):  # remainders < 80, < 400
+    for n in (399, 4800 + 390, 4800 + 79):  # too short; last window remainder < 400, < 80
         out = encode_audio(rng.standard_normal(n).astype(np.float32) * 0.1, encoder, options)
         assert out.shape == (wavlm_num_frames(n), 32), n
 

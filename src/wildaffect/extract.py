@@ -103,7 +103,9 @@ def load_encoder(name: str, modality: str, weights: str | Path | None = None) ->
         raise WildaffectError(f"--{modality} {name}: that is a {spec.modality} encoder")
     if spec.hub_id is None:
         if weights is not None:
-            raise WildaffectError(f"--weights-{modality}: {name} is weight-free and takes no weights")
+            raise WildaffectError(
+                f"--weights-{modality}: {name} is weight-free and takes no weights"
+            )
         return FeatureEncoder(name, modality, create_encoder(name), WEIGHT_FREE, offline=True)
     from wildaffect.encoders.weights import resolve_weights
 
@@ -113,10 +115,9 @@ def load_encoder(name: str, modality: str, weights: str | Path | None = None) ->
 
 
 def _torch_device(device: str) -> str:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a user error."""
     import torch
 
-    if device not in DEVICES:
-        raise WildaffectError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -175,7 +176,9 @@ def read_crops(
         if image is None:
             raise InputError(path, "face crop missing or unreadable")
         if image.shape != out.shape[1:]:
-            raise InputError(path, f"crop is {image.shape[1]}x{image.shape[0]}, expected {CROP_SIZE}")
+            raise InputError(
+                path, f"crop is {image.shape[1]}x{image.shape[0]}, expected {CROP_SIZE}"
+            )
         out[i] = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return out
 
@@ -217,7 +220,9 @@ def remove_feature_temporaries(cache: FeatureCache, names: Sequence[str]) -> lis
     for name in names:
         folder = cache.root / FEATURES / name
         if folder.is_dir():
-            stale += [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+            stale += [
+                p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")
+            ]
     for path in stale:
         path.unlink(missing_ok=True)
     return sorted(stale)
@@ -298,7 +303,9 @@ def encode_visual(
     has_face = np.asarray(cache.read_array(video, "has_face", mmap=True), dtype=bool)
     n_frames = len(has_face)
     if encoder.offline:
-        arrays = {n: cache.read_array(video, n, mmap=True) for n in ("landmarks68", "blendshapes", "pose")}
+        arrays = {
+            n: cache.read_array(video, n, mmap=True) for n in ("landmarks68", "blendshapes", "pose")
+        }
         for start in range(0, n_frames, OFFLINE_CHUNK_FRAMES):
             stop = min(start + OFFLINE_CHUNK_FRAMES, n_frames)
             crops = read_crops(cache, video, meta, np.arange(start, stop))
@@ -478,7 +485,7 @@ def extract_video(
                     cache, video, meta, visual_encoder, out, options,
                     lambda done: progress.frames(video, done, n_frames),
                 )  # fmt: skip
-        except (WildaffectError, KeyboardInterrupt):
+        except WildaffectError:  # already one line naming the file
             raise
         except Exception as err:  # an encoder failing on this record: one line, batch goes on
             raise InputError(record, f"{visual_encoder.name} failed: {_first_line(err)}") from err
@@ -490,10 +497,12 @@ def extract_video(
         if wanted(name):
             try:
                 features = _audio_features(cache, video, meta, audio_encoder, options, result)
-            except (WildaffectError, KeyboardInterrupt):
+            except WildaffectError:
                 raise
             except Exception as err:
-                raise InputError(record, f"{audio_encoder.name} failed: {_first_line(err)}") from err
+                raise InputError(
+                    record, f"{audio_encoder.name} failed: {_first_line(err)}"
+                ) from err
             cache.write_features(name, video, features)
             jsons.wrote(name, audio_encoder, features.shape[1:])
             result.written.append(name)
@@ -582,11 +591,15 @@ def extract_batch(
     """
     if dtype not in DTYPES:
         raise WildaffectError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if device not in DEVICES:
+        raise WildaffectError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
     if batch_size < 1:
         raise WildaffectError(f"--batch-size must be at least 1, got {batch_size}")
     cache = FeatureCache(cache_root)
     if not cache.root.is_dir():
-        raise WildaffectError(f"{cache.root}: not a cache folder (run `wildaffect preprocess` first)")
+        raise WildaffectError(
+            f"{cache.root}: not a cache folder (run `wildaffect preprocess` first)"
+        )
     visual_encoder = _as_encoder(visual, "visual", weights_visual)
     audio_encoder = _as_encoder(audio, "audio", weights_audio)
     if visual_encoder is None and audio_encoder is None:
@@ -609,7 +622,9 @@ def extract_batch(
 
     todo = list(videos) if videos else cache.videos()
     if not todo:
-        raise WildaffectError(f"{cache.root}: no preprocessed records (run `wildaffect preprocess`)")
+        raise WildaffectError(
+            f"{cache.root}: no preprocessed records (run `wildaffect preprocess`)"
+        )
     progress = progress or ExtractProgress()
     progress.begin(len(todo))
     jsons = _EncoderJsons(cache, dtype, force)

@@ -19,31 +19,45 @@ if TYPE_CHECKING:
 
 def extract(
     cache: Annotated[Path, typer.Argument(help="Cache folder written by `wildaffect preprocess`.")],
-    visual: Annotated[str, typer.Option(
-        "--visual", help="Visual encoder name, or none. See `wildaffect.encoders.registry`."
-    )] = "mediapipe-regions",
+    visual: Annotated[
+        str,
+        typer.Option(
+            "--visual", help="Visual encoder (e.g. dinov2-large, vit-base, convnext-base) or none."
+        ),
+    ] = "mediapipe-regions",
     audio: Annotated[str, typer.Option("--audio", help="Audio encoder name, or none.")] = (
         "logmel-egemaps"
     ),
-    weights_visual: Annotated[str | None, typer.Option(
-        "--weights-visual", help="Model folder or hub id for the visual encoder's weights."
-    )] = None,
-    weights_audio: Annotated[str | None, typer.Option(
-        "--weights-audio", help="Model folder or hub id for the audio encoder's weights."
-    )] = None,
-    batch_size: Annotated[int, typer.Option(
-        "--batch-size", min=1, help="Frames per forward pass of the visual encoder."
-    )] = 16,
-    dtype: Annotated[str, typer.Option(
-        "--dtype", help="fp32, or bf16 (autocast: AMX on CPU, tensor cores on GPU)."
-    )] = "fp32",
+    weights_visual: Annotated[
+        str | None,
+        typer.Option(
+            "--weights-visual", help="Model folder or hub id for the visual encoder's weights."
+        ),
+    ] = None,
+    weights_audio: Annotated[
+        str | None,
+        typer.Option(
+            "--weights-audio", help="Model folder or hub id for the audio encoder's weights."
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int,
+        typer.Option("--batch-size", min=1, help="Frames per forward pass of the visual encoder."),
+    ] = 16,
+    dtype: Annotated[
+        str,
+        typer.Option("--dtype", help="fp32, or bf16 (autocast: AMX on CPU, tensor cores on GPU)."),
+    ] = "fp32",
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "auto",
-    force: Annotated[bool, typer.Option(
-        "--force", help="Recompute features that already exist."
-    )] = False,
-    videos: Annotated[list[str] | None, typer.Option(
-        "--videos", help="Only these records (repeat the option or separate with commas)."
-    )] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Recompute features that already exist.")
+    ] = False,
+    videos: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--videos", help="Only these records (repeat the option or separate with commas)."
+        ),
+    ] = None,
 ) -> None:
     """Run the encoders over every record and store float16 features aligned to its frames.
 
@@ -75,7 +89,9 @@ def extract(
         for result in report.failures:
             console.print(result.describe_failure(), markup=False, soft_wrap=True)
         raise typer.Exit(1)
-    console.print(f"[green]features of all {len(report.results)} records are in {report.cache_root}[/]")
+    console.print(
+        f"[green]features of all {len(report.results)} records are in {report.cache_root}[/]"
+    )
 
 
 class _RichProgress:
