@@ -136,7 +136,7 @@ def test_deltas_match_loop_reference() -> None:
     x = _rng().standard_normal((9, 3))
     ref = np.zeros_like(x)
     for t in range(len(x)):
-        at = lambda i: x[min(max(i, 0), len(x) - 1)]  # noqa: E731 (edge padding)
+        at = lambda i: x[min(max(i, 0), len(x) - 1)]  # edge padding
         ref[t] = sum(k * (at(t + k) - at(t - k)) for k in (1, 2)) / 10
     np.testing.assert_allclose(deltas(x), ref)
     ramp = np.arange(10.0)[:, None] * 3
@@ -196,7 +196,7 @@ def test_tone_burst_edges_align_in_mel_loudness_and_voicing(audio: OfflineAudioE
 def test_crema_d_one_second(audio: OfflineAudioEncoder, shared_data) -> None:
     import av
 
-    path = sorted((shared_data / "media" / "crema-d").glob("*.flv"))[0]
+    path = min((shared_data / "media" / "crema-d").glob("*.flv"))
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SR)
     pieces = []
     with av.open(str(path)) as container:
@@ -261,7 +261,7 @@ def test_pose_features_angles_and_extremes() -> None:
 
 
 def test_vectorised_geometry_matches_reference(astronaut) -> None:
-    _, (lm, bs, pose, crop) = astronaut
+    _, (lm, bs, pose, _crop) = astronaut
     rng = _rng()
     frames = [lm + rng.normal(0, 0.01, lm.shape) for _ in range(3)]
     frames.append(_rotate(lm, 0.4))  # a tilted face: the face frame must undo it
@@ -323,7 +323,7 @@ def test_bad_visual_input(visual: OfflineVisualEncoder, astronaut) -> None:
 def test_moving_one_landmark_changes_only_its_regions(astronaut) -> None:
     """Geometry and measures of a region depend on its own points and the eye-based face
     frame only: moving a non-eye point changes exactly the regions that contain it."""
-    _, (lm, bs, pose, crop) = astronaut
+    _, (lm, bs, pose, _crop) = astronaut
     enc = OfflineVisualEncoder(use_appearance=False)
     eyes = set(RIGHT_EYE) | set(LEFT_EYE)
     movable = [k for k in range(68) if k not in eyes]
@@ -384,11 +384,10 @@ def test_blendshape_side_is_the_subjects_side(astronaut) -> None:
     MediaPipe's Left/Right are the subject's, as BLENDSHAPE_REGIONS assumes."""
     import cv2
 
-    from wildaffect.face.landmarker import BLENDSHAPE_NAMES
-    from wildaffect.face.landmarker import FaceLandmarker
+    from wildaffect.face.landmarker import BLENDSHAPE_NAMES, FaceLandmarker
     from wildaffect.face.mapping import to_ibug68
 
-    image, (_, bs, *_rest) = astronaut
+    image, _inputs = astronaut
     with FaceLandmarker(mode="image", max_faces=1) as landmarker:
         face = landmarker.detect(image)[0]
         h, w = image.shape[:2]

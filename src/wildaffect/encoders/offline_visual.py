@@ -20,7 +20,13 @@ face scale and residual in-plane angle. Its slots differ from the region slots: 
 :attr:`OfflineVisualEncoder.layouts` and :meth:`OfflineVisualEncoder.feature_names`.
 
 Frames without a face (``face_mask`` False), with non-finite landmarks, or with a degenerate
-eye distance are all zeros. Nothing is normalised across frames: that is the model's job.
+eye distance are all zeros (:meth:`OfflineVisualEncoder.valid_frames` says which). Nothing is
+normalised across frames: the slots have different scales (HOG ~0.1, coordinates ~1,
+angles in radians), so the model standardises each column with training-set statistics.
+Frames are independent: encode long videos in batches (a frame's crop is 150 kB).
+
+Feeding ``HGA.forward_tokens``: with ``include_global=True`` there are len(regions) + 1
+tokens, the global one last; build HGA for that many tokens or drop / use the last one apart.
 """
 
 from __future__ import annotations
@@ -183,13 +189,18 @@ MEASURES: tuple[Measure, ...] = (
     # lips (AU23 tighten, AU24 press thin the lips; AU25 parts them; AU26 drops the jaw)
     Measure("outer_mouth_open", (51, 57), lambda q: _dist(q, 51, 57)),
     Measure("upper_lip_thickness", (51, 62), lambda q: _dist(q, 51, 62)),
-    Measure("upper_lip_side_thickness", (50, 52, 61, 63),
-            lambda q: _mean_dist(q, ((50, 61), (52, 63)))),
+    Measure(
+        "upper_lip_side_thickness", (50, 52, 61, 63), lambda q: _mean_dist(q, ((50, 61), (52, 63)))
+    ),
     Measure("lower_lip_thickness", (57, 66), lambda q: _dist(q, 57, 66)),
-    Measure("lower_lip_side_thickness", (56, 58, 65, 67),
-            lambda q: _mean_dist(q, ((56, 65), (58, 67)))),
-    Measure("inner_mouth_open", (61, 62, 63, 65, 66, 67),
-            lambda q: _mean_dist(q, ((61, 67), (62, 66), (63, 65)))),
+    Measure(
+        "lower_lip_side_thickness", (56, 58, 65, 67), lambda q: _mean_dist(q, ((56, 65), (58, 67)))
+    ),
+    Measure(
+        "inner_mouth_open",
+        (61, 62, 63, 65, 66, 67),
+        lambda q: _mean_dist(q, ((61, 67), (62, 66), (63, 65))),
+    ),
     Measure("inner_mouth_width", (60, 64), lambda q: _dist(q, 60, 64)),
     Measure("lower_lip_width", (55, 59), lambda q: _dist(q, 55, 59)),
     Measure("upper_lip_width", (49, 53), lambda q: _dist(q, 49, 53)),
@@ -304,7 +315,9 @@ class OfflineVisualEncoder:
             if not idx or min(idx) < 0 or max(idx) >= N_LANDMARKS_68:
                 raise ValueError(f"region {name!r}: indices must be in [0, {N_LANDMARKS_68})")
         if hog_patch % 4:
-            raise ValueError(f"hog_patch must be a multiple of 4 (2x2 cells per block), got {hog_patch}")
+            raise ValueError(
+                f"hog_patch must be a multiple of 4 (2x2 cells per block), got {hog_patch}"
+            )
         if GLOBAL_TOKEN in regions:
             raise ValueError(f"{GLOBAL_TOKEN!r} is reserved for the global token")
         self.regions = {name: tuple(idx) for name, idx in regions.items()}
@@ -414,7 +427,7 @@ class OfflineVisualEncoder:
         n_r = len(self.regions)
 
         lay = self.region_layout
-        region = np.zeros((lm.shape[0], n_r, self.token_dim))  # (T', R, D)
+        region = np.zeros((lm.shape[0], n_r, self.token_dim), np.float32)  # (T', R, D)
         pts = q[:, np.maximum(self._point_index, 0)]  # (T', R, P, 2)
         pts[:, self._point_index < 0] = 0.0
         region[..., lay["geometry"]] = pts.reshape(lm.shape[0], n_r, -1)
@@ -430,7 +443,7 @@ class OfflineVisualEncoder:
 
         if self.include_global:
             g = self.global_layout
-            glob = np.zeros((lm.shape[0], self.token_dim))
+            glob = np.zeros((lm.shape[0], self.token_dim), np.float32)
             glob[:, g["pose"]] = pose_features(np.nan_to_num(pose[valid].astype(np.float64)))
             glob[:, g["blendshapes"]] = bs
             glob[:, g["geometry"]] = q.reshape(lm.shape[0], -1)
