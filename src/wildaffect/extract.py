@@ -476,7 +476,8 @@ def extract_video(
         return True
 
     if n_frames == 0:
-        result.notes.append("audio-only record: no visual features, audio kept at 20 ms")
+        kept = "audio kept at 20 ms" if audio_encoder is not None else "no audio encoder"
+        result.notes.append(f"audio-only record: no visual features, {kept}")
     elif visual_encoder is not None and wanted(visual_encoder.name):
         shape = (n_frames, *_visual_frame_shape(visual_encoder, options))
         try:
