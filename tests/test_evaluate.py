@@ -11,6 +11,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import f1_score
 from typer.testing import CliRunner
 
 from wildaffect.cli import app
@@ -27,7 +28,7 @@ from wildaffect.evaluate import (
     soft_vote,
 )
 from wildaffect.io.submission import read_submission, write_submission
-from wildaffect.labels import AU_NAMES, SPLITS, Task
+from wildaffect.labels import AU_INVALID, AU_NAMES, SPLITS, Task
 from wildaffect.metrics import au_f1, expr_f1, search_au_thresholds, va_score
 from wildaffect.models.config import ModelConfig
 from wildaffect.train.config import TrainConfig
@@ -162,6 +163,10 @@ def test_end_to_end_train_resume_evaluate_submit(synth, resumed_run, tmp_path):
     tuned = search_au_thresholds(labels, probs)
     np.testing.assert_array_equal(load_thresholds(run), tuned)
     assert m["au_f1"] == pytest.approx(au_f1(labels, probs, tuned).mean)
+    for j, name in enumerate(AU_NAMES):  # per-AU F1 against scikit-learn
+        valid = labels[:, j] != AU_INVALID
+        want = f1_score(labels[valid, j], probs[valid, j] >= tuned[j], zero_division=0)
+        assert m[f"au_f1_{name}"] == pytest.approx(want)
     expr = np.concatenate([synth.labels[(Task.EXPR, v)] for v in videos])
     voted = np.concatenate([result.outputs[v][Task.EXPR] for v in videos])
     assert m["expr_f1"] == pytest.approx(expr_f1(expr, voted).macro_f1)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 
+import lightning as L
 import numpy as np
 import pytest
-import lightning as L
 import torch
 from torch import nn
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
@@ -12,28 +12,30 @@ from wildaffect.labels import SPLITS
 
 
 def evaluate(
-    run: Path = typer.Argument(..., help="Run folder written by `wildaffect train`."),
-    data: Path = typer.Option(..., "--data", help="ABAW annotation tree."),
-    cache: Path = typer.Option(..., "--cache", help="Feature cache folder."),
-    split: str = typer.Option(SPLITS[1], "--split", help="Split to evaluate."),
-    checkpoint: Optional[Path] = typer.Option(
-        None, "--checkpoint", help="Default: the run's best, else final.ckpt, else last.ckpt."
-    ),
-    tune_thresholds: bool = typer.Option(
-        False, "--tune-thresholds", help="Tune per-AU thresholds here; store in RUN/thresholds.json."
-    ),
-    smooth_window: int = typer.Option(
-        0, "--smooth", min=0, help="Centred window (frames) over AU probabilities and VA."
-    ),
-    smooth_method: str = typer.Option("mean", "--smooth-method", help="mean or median."),
-    vote_window: int = typer.Option(
-        0, "--vote-window", min=0, help="EXPR sliding-window soft voting (frames)."
-    ),
-    sample: Optional[Path] = typer.Option(
-        None, "--sample", help="Organisers' sample file: submission rows in its order."
-    ),
-    out: Optional[Path] = typer.Option(None, "--out", help="Default: RUN/eval/<split>."),
-    chunk_len: int = typer.Option(4096, "--chunk-len", min=1, help="Frames per forward pass."),
+    run: Annotated[Path, typer.Argument(help="Run folder written by `wildaffect train`.")],
+    data: Annotated[Path, typer.Option("--data", help="ABAW annotation tree.")],
+    cache: Annotated[Path, typer.Option("--cache", help="Feature cache folder.")],
+    split: Annotated[str, typer.Option("--split", help="Split to evaluate.")] = SPLITS[1],
+    checkpoint: Annotated[Path | None, typer.Option(
+        "--checkpoint", help="Default: the run's best, else final.ckpt, else last.ckpt.",
+    )] = None,
+    tune_thresholds: Annotated[bool, typer.Option(
+        "--tune-thresholds", help="Tune per-AU thresholds here; store in RUN/thresholds.json.",
+    )] = False,
+    smooth_window: Annotated[int, typer.Option(
+        "--smooth", min=0, help="Centred window (frames) over AU probabilities and VA.",
+    )] = 0,
+    smooth_method: Annotated[str, typer.Option("--smooth-method", help="mean or median.")] = "mean",
+    vote_window: Annotated[int, typer.Option(
+        "--vote-window", min=0, help="EXPR sliding-window soft voting (frames).",
+    )] = 0,
+    sample: Annotated[Path | None, typer.Option(
+        "--sample", help="Organisers' sample file: submission rows in its order.",
+    )] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Default: RUN/eval/<split>.")] = None,
+    chunk_len: Annotated[int, typer.Option(
+        "--chunk-len", min=1, help="Frames per forward pass.",
+    )] = 4096,
 ) -> None:
     """Score a run per task and per AU, optionally tune AU thresholds, write predictions."""
     from rich.console import Console
@@ -73,22 +75,22 @@ def evaluate(
 
 
 def ablate(
-    data: Path = typer.Option(..., "--data", help="ABAW annotation tree."),
-    cache: Path = typer.Option(..., "--cache", help="Feature cache folder."),
-    out: Path = typer.Option(..., "--out", help="Folder for one run per row + ablation.md."),
-    visual_encoder: str = typer.Option("synth-grid", "--visual-encoder"),
-    audio_encoder: str = typer.Option("synth-audio", "--audio-encoder"),
-    epochs: int = typer.Option(30, "--epochs"),
-    max_steps: int = typer.Option(-1, "--max-steps"),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    clip_len: int = typer.Option(256, "--clip-len"),
-    warmup_epochs: float = typer.Option(5.0, "--warmup-epochs"),
-    seed: int = typer.Option(0, "--seed"),
-    override: Optional[list[str]] = typer.Option(
-        None, "--override", help="Model option key=value for every row (repeat)."
-    ),
-    tune_thresholds: bool = typer.Option(False, "--tune-thresholds"),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    data: Annotated[Path, typer.Option("--data", help="ABAW annotation tree.")],
+    cache: Annotated[Path, typer.Option("--cache", help="Feature cache folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for one run per row + ablation.md.")],
+    visual_encoder: Annotated[str, typer.Option("--visual-encoder")] = "synth-grid",
+    audio_encoder: Annotated[str, typer.Option("--audio-encoder")] = "synth-audio",
+    epochs: Annotated[int, typer.Option("--epochs")] = 30,
+    max_steps: Annotated[int, typer.Option("--max-steps")] = -1,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
+    clip_len: Annotated[int, typer.Option("--clip-len")] = 256,
+    warmup_epochs: Annotated[float, typer.Option("--warmup-epochs")] = 5.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    override: Annotated[list[str] | None, typer.Option(
+        "--override", help="Model option key=value for every row (repeat).",
+    )] = None,
+    tune_thresholds: Annotated[bool, typer.Option("--tune-thresholds")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """Train and evaluate the five Table 1 presets with the same data and seed."""
     from wildaffect.train.ablation import ABLATION_MD, run_ablation

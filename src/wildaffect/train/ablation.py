@@ -79,11 +79,11 @@ def ablation_markdown(table: dict[str, Any]) -> str:
     lines = [
         "# Table 1 ablation (AU mean F1, %, validation split)",
         "",
-        f"Every row reads the SAME cached features ({enc}), whatever encoder the preset names "
-        "(the paper's baseline uses ViT-B + Whisper, the others DINOv2-L + WavLM-L): this table "
-        "compares the architectures and losses only, not the foundation models. "
-        f"Same data, seed ({table['seed']}) and training options for every row. The paper's "
-        "numbers are on Aff-Wild2 validation and are not comparable with synthetic data.",
+        (f"Every row reads the SAME cached features ({enc}), whatever encoder the preset names "
+         "(the paper's baseline uses ViT-B + Whisper, the others DINOv2-L + WavLM-L): this table "
+         "compares the architectures and losses only, not the foundation models. "
+         f"Same data, seed ({table['seed']}) and training options for every row. The paper's "
+         "numbers are on Aff-Wild2 validation and are not comparable with synthetic data."),
         "",
         "| Row | Preset | Mean F1 | Paper | Thresholds |",
         "|---|---|---:|---:|---|",
@@ -93,7 +93,7 @@ def ablation_markdown(table: dict[str, Any]) -> str:
                      f"{row['paper_mean_f1']:.2f} | {row['thresholds']} |")
     lines += ["", "## Per-AU F1 (%)", "",
               "| Preset | " + " | ".join(AU_NAMES) + " |",
-              "|---|" + "---:|" * len(AU_NAMES)]
+              "|---|" + ("---:|" * len(AU_NAMES))]
     for row in table["rows"]:
         cells = " | ".join(f"{row['per_au_f1'][n]:.1f}" for n in AU_NAMES)
         lines.append(f"| {row['preset']} | {cells} |")

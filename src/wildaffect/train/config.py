@@ -16,6 +16,13 @@ class TrainConfig:
     (``d_visual``, ``d_audio``, ``visual_input``), see :func:`wildaffect.train.run.train`.
     Defaults follow the paper (GUIDE §1): AdamW, cosine schedule after 5 linear warm-up
     epochs, a smaller LR for LoRA parameters, clips of 256 frames, batch 16 clips.
+
+    ``precision="bf16-mixed"`` is ``torch.autocast("cpu", torch.bfloat16)`` on CPU: linear,
+    matmul, conv and attention run in bf16 (AMX on this machine), while torch's CPU autocast
+    keeps reductions, norms, softmax and losses in fp32 (the module also casts head outputs
+    to fp32 before the losses); weights and optimiser state stay fp32 and no grad scaler is
+    needed (bf16 has fp32's exponent range). Whether it is faster depends on the share of
+    matmuls: see ``benchmarks/train_throughput.py``.
     """
 
     preset: str = "abaw-full"
