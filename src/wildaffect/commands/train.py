@@ -4,7 +4,6 @@ cached features. Heavy imports (torch, Lightning) happen inside the commands."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -47,7 +46,7 @@ def train(
     epochs: int = typer.Option(30, "--epochs"),
     batch_size: int = typer.Option(16, "--batch-size"),
     clip_len: int = typer.Option(256, "--clip-len"),
-    clip_stride: Optional[int] = typer.Option(None, "--clip-stride", help="Default clip-len/2."),
+    clip_stride: int | None = typer.Option(None, "--clip-stride", help="Default clip-len/2."),
     lr: float = typer.Option(3e-4, "--lr"),
     lora_lr: float = typer.Option(3e-5, "--lora-lr"),
     weight_decay: float = typer.Option(0.05, "--weight-decay"),
@@ -58,15 +57,15 @@ def train(
     seed: int = typer.Option(0, "--seed"),
     devices: int = typer.Option(1, "--devices", help="Processes per node (> 1: DDP, gloo on CPU)."),
     num_nodes: int = typer.Option(1, "--num-nodes"),
-    resume: Optional[Path] = typer.Option(
+    resume: Path | None = typer.Option(
         None, "--resume", help="Continue exactly from RUN/checkpoints/last.ckpt (same options)."
     ),
     checkpoint_every: int = typer.Option(
         0, "--checkpoint-every", help="Also refresh last.ckpt every N steps (mid-epoch resume)."
     ),
-    tasks: Optional[list[str]] = typer.Option(None, "--task", help="Train these tasks (repeat)."),
+    tasks: list[str] | None = typer.Option(None, "--task", help="Train these tasks (repeat)."),
     balanced: bool = typer.Option(False, "--balanced/--no-balanced"),
-    override: Optional[list[str]] = typer.Option(
+    override: list[str] | None = typer.Option(
         None, "--override", help="Model option key=value (repeat), e.g. d_model=64."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
