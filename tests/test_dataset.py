@@ -114,3 +114,18 @@ def test_video_missing_from_cache(synth, tmp_path):
     shutil.rmtree(cache_dir / "records" / video)
     with pytest.raises(InputError, match=f"{video}.txt.*no record"):
         ClipDataset(cache_dir, synth.root, SPLITS[0], [Task.AU], VISUAL_ENCODER)
+
+
+def test_record_without_audio_track_masks_its_audio(tmp_path):
+    """preprocess marks inputs without an audio track with ``audio_missing``: their (silent)
+    audio features must not count as audio."""
+    data = make_synthetic_dataset(tmp_path / "noaudio", 1, 1, T, grid=4, d_visual=8, d_audio=4)
+    cache = FeatureCache(data.cache_dir)
+    video = data.videos[SPLITS[0]][0]
+    meta = cache.read_meta(video)
+    arrays = cache.read_arrays(video)
+    cache.write_record(video, {**meta, "audio_missing": True}, arrays)
+    ds = ClipDataset(data.cache_dir, data.root, SPLITS[0], [Task.AU], VISUAL_ENCODER,
+                     AUDIO_ENCODER, clip_len=64, stride=64)
+    assert not any(ds[i]["audio_mask"].any() for i in range(len(ds)))
+    assert ds[0]["face_mask"].any()

@@ -142,7 +142,8 @@ class _CacheReader:
                 arrays["audio"] = cache.read_features(self.audio_encoder, source.audio_video,
                                                       mmap=True)
                 meta = cache.read_meta(video)
-                arrays["has_audio"] = bool(meta.get("has_audio", True))
+                # preprocess records "audio_missing" for inputs without an audio track
+                arrays["has_audio"] = not meta.get("audio_missing", False)
             self._open[video] = arrays
         return self._open[source.video]
 

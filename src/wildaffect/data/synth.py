@@ -334,7 +334,7 @@ def make_synthetic_dataset(
             landmarks[~has_face] = np.nan
             cache.write_record(
                 video,
-                {"source": "synthetic", "fps": FPS, "n_frames": n_frames, "has_audio": True,
+                {"source": "synthetic", "fps": FPS, "n_frames": n_frames, "audio_missing": False,
                  "seed": seed},
                 {"frame_times": np.arange(n_frames) / FPS, "has_face": has_face,
                  "landmarks68": landmarks},
