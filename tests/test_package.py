@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import wildaffect
 from wildaffect.cli import app
-from wildaffect.labels import AU_NAMES, EXPR_NAMES, TASK_SPECS, Task, VA_NAMES
+from wildaffect.labels import AU_NAMES, EXPR_NAMES, TASK_SPECS, VA_NAMES, Task
 
 HEAVY_MODULES = ("torch", "transformers", "mediapipe", "lightning", "av", "peft")
 

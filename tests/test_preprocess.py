@@ -154,7 +154,7 @@ def test_bad_inputs_fail_one_line_each_and_the_batch_goes_on(media: Path, tmp_pa
     cache = tmp_path / "cache"
     result = runner.invoke(app, ["preprocess", *args, "--out", str(cache)])
     assert result.exit_code == 1
-    assert "Traceback" not in result.output and result.exception is None or isinstance(
+    assert ("Traceback" not in result.output and result.exception is None) or isinstance(
         result.exception, SystemExit
     )
     lines = result.output.splitlines()

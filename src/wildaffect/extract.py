@@ -636,7 +636,7 @@ def extract_batch(
                 cache, video, visual_encoder, audio_encoder, options=options, force=force,
                 progress=progress, encoder_jsons=jsons,
             )  # fmt: skip
-        except Exception as err:  # noqa: BLE001 (a batch reports every failure and goes on)
+        except Exception as err:
             result = ExtractResult(video, "failed", reason=_failure_reason(err))
         report.results.append(result)
         progress.finished(result)

@@ -182,7 +182,7 @@ class _RowFile:
     def __init__(self, folder: Path, name: str, row_shape: tuple[int, ...], dtype: np.dtype):
         self.folder, self.name, self.row_shape, self.dtype = folder, name, row_shape, dtype
         self.raw = folder / f".{name}.raw"
-        self.handle = open(self.raw, "wb")  # noqa: SIM115 (closed in finish)
+        self.handle = open(self.raw, "wb")
         self.n_rows = 0
 
     def append(self, rows: np.ndarray) -> None:
@@ -475,7 +475,7 @@ def _run_job(
             job.path, FeatureCache(root), job.video, crops=crops, face_model=face_model,
             on_progress=on_progress,
         )  # fmt: skip
-    except Exception as err:  # noqa: BLE001 (a batch reports every failure and goes on)
+    except Exception as err:
         return VideoResult(job.path, job.video, "failed", reason=_failure_reason(err, job.path))
 
 

@@ -113,7 +113,7 @@ class _RichProgress:
         self.total_task = None
         self.video_tasks: dict[str, int] = {}
 
-    def __enter__(self) -> _RichProgress:  # noqa: PYI034
+    def __enter__(self) -> _RichProgress:
         self.bar.__enter__()
         return self
 

@@ -82,7 +82,7 @@ def resolve_weights(
         raise WildaffectError(
             f"weights {repo_id!r}: no such folder and not a valid hub id; {how}"
         ) from None
-    except Exception:  # noqa: BLE001 - any cache miss means: try the hub, or explain
+    except Exception:
         cached = None
     if cached is not None:
         return _checked(cached)
@@ -94,7 +94,7 @@ def resolve_weights(
         )
     try:
         path = snapshot_download(repo_id, cache_dir=cache, ignore_patterns=list(IGNORE_PATTERNS))
-    except Exception as err:  # noqa: BLE001 - network, auth, missing repo: one line for the user
+    except Exception as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise WildaffectError(
             f"weights for {repo_id!r} not found: not a local folder, not in the cache {cache},"
@@ -120,7 +120,7 @@ def download_weights(hub_id: str, cache_dir: str | Path | None = None) -> Path:
 
     try:
         path = snapshot_download(hub_id, cache_dir=cache, ignore_patterns=list(IGNORE_PATTERNS))
-    except Exception as err:  # noqa: BLE001 - one line for the user
+    except Exception as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise WildaffectError(
             f"download of {hub_id!r} into {cache} failed ({reason}); check the network"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 N_LANDMARKS_68 = 68
 
-JAW = tuple(range(0, 17))
+JAW = tuple(range(17))
 RIGHT_BROW = tuple(range(17, 22))
 LEFT_BROW = tuple(range(22, 27))
 NOSE_BRIDGE = tuple(range(27, 31))

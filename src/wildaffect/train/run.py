@@ -291,7 +291,7 @@ def _load(path: str | Path) -> dict[str, Any]:
         # Our checkpoints hold tensors and plain containers only; Lightning's own entries
         # (loop and callback states) may carry other types, so weights_only cannot be used.
         return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 (any unpickling failure is a bad file)
+    except Exception as err:
         raise InputError(path, f"not a readable checkpoint ({err})") from None
 
 
