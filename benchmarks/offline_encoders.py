@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--probe", action="store_true", help="also run the linear probes")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N photos")
     parser.add_argument("--frames", type=int, default=256, help="T for the visual timing")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "offline_encoders.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "offline_encoders.json")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/wildaffect_faces_probe.npz"))
     args = parser.parse_args()
 
