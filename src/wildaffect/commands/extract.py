@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from wildaffect.commands._progress import BatchBars
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -94,49 +96,20 @@ def extract(
     )
 
 
-class _RichProgress:
-    """One bar over the records and one over the frames of the record being encoded."""
+class _RichProgress(BatchBars):
+    """extract's progress protocol on the shared bars."""
 
     def __init__(self, console: Console) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )  # fmt: skip
-
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console, transient=True,
-        )  # fmt: skip
-        self.total_task = None
-        self.video_tasks: dict[str, int] = {}
-
-    def __enter__(self) -> _RichProgress:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
-
-    def begin(self, total: int) -> None:
-        self.total_task = self.bar.add_task("records", total=total)
+        super().__init__(console, "records")
 
     def started(self, video: str, n_frames: int) -> None:
-        self.video_tasks[video] = self.bar.add_task(f"  {video}", total=n_frames or None)
+        self.start(video, n_frames)
 
     def frames(self, video: str, done: int, total: int) -> None:
-        task = self.video_tasks.get(video)
-        if task is not None:
-            self.bar.update(task, completed=done, total=total)
+        self.update(video, done, total)
 
     def finished(self, result: ExtractResult) -> None:
-        task = self.video_tasks.pop(result.video, None)
-        if task is not None:
-            self.bar.remove_task(task)
-        if self.total_task is not None:
-            self.bar.advance(self.total_task)
+        self.finish(result.video)
 
 
 def _print_summary(console: Console, report: ExtractReport) -> None:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from wildaffect.commands._progress import BatchBars
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -65,49 +67,20 @@ def preprocess(
     console.print(f"[green]all {len(report.results)} inputs are in {report.cache_root}[/]")
 
 
-class _RichProgress:
-    """One bar for the batch (videos) and one per video being processed (frames)."""
+class _RichProgress(BatchBars):
+    """preprocess's progress protocol on the shared bars (frames per video as they decode)."""
 
     def __init__(self, console: Console) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )  # fmt: skip
-
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console, transient=True,
-        )  # fmt: skip
-        self.total_task = None
-        self.video_tasks: dict[str, int] = {}  # record name -> its bar
-
-    def __enter__(self) -> _RichProgress:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
-
-    def begin(self, total: int) -> None:
-        self.total_task = self.bar.add_task("videos", total=total)
+        super().__init__(console, "videos")
 
     def started(self, job: Job) -> None:
-        self.video_tasks[job.video] = self.bar.add_task(f"  {job.video}", total=None)
+        self.start(job.video)
 
     def frames(self, job: Job, done: int, estimate: int | None) -> None:
-        task = self.video_tasks.get(job.video)
-        if task is not None:
-            self.bar.update(task, completed=done, total=max(estimate or 0, done) or None)
+        self.update(job.video, done, estimate)
 
     def finished(self, result: VideoResult) -> None:
-        task = self.video_tasks.pop(result.video or "", None)
-        if task is not None:
-            self.bar.remove_task(task)
-        if self.total_task is not None:
-            self.bar.advance(self.total_task)
+        self.finish(result.video)
 
 
 def _print_summary(console: Console, report: BatchReport) -> None:
