@@ -16,7 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from wildaffect.data.abaw import ANNOTATION_SUFFIX, LEGACY_ANNOTATIONS_DIR, n_value_columns
+from wildaffect.data.abaw import (
+    ANNOTATION_SUFFIX,
+    LEGACY_ANNOTATIONS_DIR,
+    format_annotation,
+    n_value_columns,
+)
 from wildaffect.labels import (
     AU_INVALID,
     CROPPED_DIR,
@@ -86,21 +91,6 @@ def random_labels(
         values = np.round(rng.uniform(-1, 1, (n_frames, n_columns)), 3).astype(np.float32)
         values[invalid_rows] = VA_INVALID
     return values, values != np.float32(TASK_SPECS[task].invalid)
-
-
-def format_annotation(task: Task, values: np.ndarray, line_ending: str = "\n") -> str:
-    """The file text for ``values`` (AU/EXPR as ints, VA with 3 decimals, markers as -5/-1)."""
-    lines = [TASK_SPECS[task].header]
-    if task is Task.EXPR:
-        lines += [str(int(v)) for v in values]
-    elif task is Task.AU:
-        lines += [",".join(str(int(v)) for v in row) for row in values]
-    else:
-        lines += [
-            ",".join(f"{VA_INVALID:g}" if v == VA_INVALID else f"{v:.3f}" for v in row)
-            for row in values
-        ]
-    return line_ending.join(lines) + line_ending
 
 
 def write_jpeg(path: Path, rng: np.random.Generator, size: int = 8) -> None:

@@ -118,6 +118,23 @@ class VideoLabels:
 # --------------------------------------------------------------------------- parsing
 
 
+def format_annotation(task: Task, values: np.ndarray, line_ending: str = "\n") -> str:
+    """The inverse of the parser: header line, then one line per frame (AU/EXPR as ints, VA
+    with 3 decimals, invalid markers written as -1 / -5). Used to write datasets."""
+    lines = [TASK_SPECS[task].header]
+    if task is Task.EXPR:
+        lines += [str(int(v)) for v in values]
+    elif task is Task.AU:
+        lines += [",".join(str(int(v)) for v in row) for row in values]
+    else:
+        invalid = TASK_SPECS[Task.VA].invalid
+        lines += [
+            ",".join(f"{invalid:g}" if v == invalid else f"{v:.3f}" for v in row)
+            for row in values
+        ]
+    return line_ending.join(lines) + line_ending
+
+
 def parse_annotation(path: str | Path, task: Task | str) -> VideoLabels:
     """Parse one ABAW annotation file; malformed content raises :class:`InputError`."""
     path = Path(path)

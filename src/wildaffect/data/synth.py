@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wildaffect.data.abaw import ANNOTATION_SUFFIX
+from wildaffect.data.abaw import ANNOTATION_SUFFIX, format_annotation
 from wildaffect.data.cache import FeatureCache
 from wildaffect.face.regions import AU_REGIONS, N_LANDMARKS_68
 from wildaffect.io.atomic import atomic_write_text
@@ -50,7 +50,6 @@ from wildaffect.labels import (
     EXPR_NAMES,
     SPLITS,
     TASK_SPECS,
-    VA_INVALID,
     Task,
 )
 
@@ -158,21 +157,6 @@ def _invalid_rows(n_frames: int, rng: np.random.Generator) -> np.ndarray:
         start = int(rng.integers(0, max(n_frames - 10, 1)))
         invalid[start: start + int(rng.integers(3, 11))] = True
     return invalid
-
-
-def format_annotation(task: Task, values: np.ndarray) -> str:
-    """ABAW annotation text: header line, then one line per frame (markers as -1 / -5)."""
-    lines = [TASK_SPECS[task].header]
-    if task is Task.EXPR:
-        lines += [str(int(v)) for v in values]
-    elif task is Task.AU:
-        lines += [",".join(str(int(v)) for v in row) for row in values]
-    else:
-        lines += [
-            ",".join(f"{VA_INVALID:g}" if v == VA_INVALID else f"{v:.3f}" for v in row)
-            for row in values
-        ]
-    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- face + features
