@@ -122,3 +122,22 @@ def test_bad_arguments() -> None:
     landmarker.close()
     with pytest.raises(RuntimeError, match="closed"):
         landmarker.detect(np.zeros((64, 64, 3), dtype=np.uint8))
+
+
+def test_landmarker_keeps_a_stray_sigprof_from_killing_the_process():
+    """MediaPipe can deliver SIGPROF late in a long process; its default action would kill it.
+    A handler a profiler installed is left in place."""
+    import signal
+
+    from wildaffect.face.landmarker import FaceLandmarker
+
+    previous = signal.signal(signal.SIGPROF, signal.SIG_DFL)
+    try:
+        with FaceLandmarker(mode="image"):
+            assert signal.getsignal(signal.SIGPROF) == signal.SIG_IGN
+        mine = lambda signum, frame: None  # noqa: E731
+        signal.signal(signal.SIGPROF, mine)
+        with FaceLandmarker(mode="image"):
+            assert signal.getsignal(signal.SIGPROF) is mine
+    finally:
+        signal.signal(signal.SIGPROF, previous)

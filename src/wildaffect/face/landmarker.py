@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -94,6 +96,20 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _ignore_stray_sigprof() -> None:
+    """Keep a stray SIGPROF from killing the process.
+
+    Seen here (mediapipe 1.2.2): after MediaPipe graphs have run and torch/Lightning work has
+    happened in the same process, creating another FaceLandmarker can deliver SIGPROF, whose
+    default action terminates the process ("Profiling timer expired", exit 155). Only the
+    default disposition is replaced: a profiler that installed its own handler is left alone.
+    Signal handlers can only be set from the main thread.
+    """
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGPROF) == signal.SIG_DFL:
+            signal.signal(signal.SIGPROF, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def _quiet_stderr(enabled: bool = True) -> Iterator[None]:
     """Silence C++ logging written straight to fd 2 (absl ignores GLOG_* variables here)."""
@@ -155,6 +171,7 @@ class FaceLandmarker:
             output_face_blendshapes=True,
             output_facial_transformation_matrixes=True,
         )
+        _ignore_stray_sigprof()
         with _quiet_stderr(quiet):
             self._task = vision.FaceLandmarker.create_from_options(options)
 
