@@ -126,18 +126,23 @@ def test_bad_arguments() -> None:
 
 def test_landmarker_keeps_a_stray_sigprof_from_killing_the_process():
     """MediaPipe can deliver SIGPROF late in a long process; its default action would kill it.
-    A handler a profiler installed is left in place."""
-    import signal
+    A handler a profiler installed is left in place. Run in a fresh process: once MediaPipe is
+    running, restoring the default disposition in this one could itself be fatal."""
+    import subprocess
+    import sys
 
-    from wildaffect.face.landmarker import FaceLandmarker
-
-    previous = signal.signal(signal.SIGPROF, signal.SIG_DFL)
-    try:
-        with FaceLandmarker(mode="image"):
-            assert signal.getsignal(signal.SIGPROF) == signal.SIG_IGN
-        mine = lambda signum, frame: None  # noqa: E731
-        signal.signal(signal.SIGPROF, mine)
-        with FaceLandmarker(mode="image"):
-            assert signal.getsignal(signal.SIGPROF) is mine
-    finally:
-        signal.signal(signal.SIGPROF, previous)
+    code = (
+        "import signal\n"
+        "from wildaffect.face.landmarker import FaceLandmarker\n"
+        "signal.signal(signal.SIGPROF, signal.SIG_DFL)  # an ignore is inherited from us\n"
+        "with FaceLandmarker(mode='image'):\n"
+        "    assert signal.getsignal(signal.SIGPROF) == signal.SIG_IGN\n"
+        "mine = lambda signum, frame: None\n"
+        "signal.signal(signal.SIGPROF, mine)\n"
+        "with FaceLandmarker(mode='image'):\n"
+        "    assert signal.getsignal(signal.SIGPROF) is mine\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
