@@ -70,5 +70,9 @@ SPLITS: tuple[str, ...] = ("Train_Set", "Validation_Set")
 CROPPED_DIR = "cropped_aligned"
 #: Frame image names: line i (1-based, after the header) is frame f"{i:05d}.jpg".
 FRAME_NAME_FORMAT = "{:05d}.jpg"
+#: Output names per task (the column names of predictions and checkpoints).
+LABEL_NAMES: dict[str, list[str]] = {
+    Task.AU.value: list(AU_NAMES), Task.EXPR.value: list(EXPR_NAMES), Task.VA.value: list(VA_NAMES),
+}
 #: Suffixes of videos with two annotated people; both share the base video's audio.
 SPEAKER_SUFFIXES: tuple[str, ...] = ("_left", "_right")

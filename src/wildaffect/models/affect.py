@@ -93,6 +93,54 @@ class AffectModel(nn.Module):
                 d, cfg.n_layers, cfg.transformer_heads, dropout=cfg.dropout
             )
         self.heads = TaskHeads(d, cfg.tasks, cfg.head_hidden, cfg.dropout)
+        if cfg.input_norm:
+            # Identity until set_input_stats() stores the training set's statistics.
+            shapes = {"visual": cfg.visual_frame_shape, "audio": (cfg.d_audio,)}
+            for stream, shape in shapes.items():
+                if stream == "audio" and not cfg.has_audio:
+                    continue
+                self.register_buffer(f"{stream}_mean", torch.zeros(shape))
+                self.register_buffer(f"{stream}_std", torch.ones(shape))
+
+    # -- input statistics ---------------------------------------------------------------------
+
+    def set_input_stats(
+        self,
+        visual_mean: Tensor,
+        visual_std: Tensor,
+        audio_mean: Tensor | None = None,
+        audio_std: Tensor | None = None,
+    ) -> None:
+        """Store per-feature training statistics; std below 1e-6 counts as 1 (constant)."""
+        if not self.config.input_norm:
+            raise ValueError(f"model {self.config.name!r} was built without input_norm")
+        pairs = {"visual": (visual_mean, visual_std), "audio": (audio_mean, audio_std)}
+        for stream, (mean, std) in pairs.items():
+            if stream == "audio" and not self.config.has_audio:
+                continue
+            if mean is None or std is None:
+                raise ValueError(f"set_input_stats: {stream} statistics are missing")
+            target = getattr(self, f"{stream}_mean")
+            if tuple(mean.shape) != tuple(target.shape) or tuple(std.shape) != tuple(target.shape):
+                raise ValueError(
+                    f"set_input_stats: {stream} statistics have shapes {tuple(mean.shape)} / "
+                    f"{tuple(std.shape)}, the model expects {tuple(target.shape)}"
+                )
+            target.copy_(mean)
+            getattr(self, f"{stream}_std").copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+
+    def _normalised(self, batch: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+        """The batch with visual/audio standardised and clipped (when ``input_norm``)."""
+        if not self.config.input_norm:
+            return batch
+        clip, out = self.config.input_clip, dict(batch)
+        for stream in ("visual", "audio"):
+            value = batch.get(stream)
+            if value is None or not hasattr(self, f"{stream}_mean"):
+                continue
+            mean, std = getattr(self, f"{stream}_mean"), getattr(self, f"{stream}_std")
+            out[stream] = ((value - mean.to(value.dtype)) / std.to(value.dtype)).clamp(-clip, clip)
+        return out
 
     # -- pieces -------------------------------------------------------------------------------
 
@@ -138,6 +186,7 @@ class AffectModel(nn.Module):
 
     def forward(self, batch: Mapping[str, Tensor], state: list | None = None) -> ModelOutput:
         cfg = self.config
+        batch = self._normalised(batch)
         visual = batch["visual"]
         batch_size, length = visual.shape[:2]
         face_mask = batch.get("face_mask")

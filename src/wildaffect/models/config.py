@@ -68,6 +68,11 @@ class ModelConfig:
     # Seed 000: drop one whole modality per training clip with these probabilities.
     modality_dropout: tuple[float, float] = (0.0, 0.0)  # (p_visual, p_audio)
     head_hidden: int | None = None
+    # Standardise the inputs with statistics of the training set, stored in the model as
+    # buffers (see AffectModel.set_input_stats), then clip to +-input_clip standard deviations.
+    input_norm: bool = False
+    input_clip: float = 6.0
+    visual_frame_shape: tuple[int, ...] = ()  # per-frame visual shape; needed by input_norm
     # Loss per task (names of wildaffect.losses.build_loss).
     losses: dict[str, str] = field(default_factory=lambda: {"AU": "asl"})
 
@@ -75,7 +80,15 @@ class ModelConfig:
         object.__setattr__(self, "tasks", tuple(Task(t) for t in self.tasks))
         object.__setattr__(self, "tcn_dilations", tuple(self.tcn_dilations))
         object.__setattr__(self, "modality_dropout", tuple(self.modality_dropout))
+        object.__setattr__(self, "visual_frame_shape", tuple(self.visual_frame_shape))
         problems = []
+        if self.input_norm and (
+            not self.visual_frame_shape or self.visual_frame_shape[-1] != self.d_visual
+        ):
+            problems.append(
+                f"input_norm needs visual_frame_shape ending in d_visual={self.d_visual}, "
+                f"got {self.visual_frame_shape}"
+            )
         if self.spatial == "hga" and self.visual_input == "vector":
             problems.append("HGA needs a patch grid or region tokens, not one vector per frame")
         if self.fusion in ("asym_xattn", "dual_branch", "token_transformer") and not self.d_audio:
@@ -115,6 +128,7 @@ class ModelConfig:
         data["tasks"] = [t.value for t in self.tasks]
         data["tcn_dilations"] = list(self.tcn_dilations)
         data["modality_dropout"] = list(self.modality_dropout)
+        data["visual_frame_shape"] = list(self.visual_frame_shape)
         return data
 
     @classmethod

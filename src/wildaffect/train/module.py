@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from wildaffect import __version__
-from wildaffect.labels import AU_NAMES, EXPR_NAMES, VA_NAMES, Task
+from wildaffect.labels import AU_NAMES, Task
 from wildaffect.losses import build_loss
 from wildaffect.models.affect import AffectModel
 from wildaffect.models.config import ModelConfig
@@ -20,8 +20,6 @@ from wildaffect.models.heads import to_probabilities
 from wildaffect.train.config import TrainConfig
 from wildaffect.train.optim import build_optimizer, build_scheduler
 
-LABEL_NAMES = {Task.AU.value: list(AU_NAMES), Task.EXPR.value: list(EXPR_NAMES),
-               Task.VA.value: list(VA_NAMES)}
 #: The metric ModelCheckpoint keeps the best of: the sum of the task scores (ABAW's MTL P).
 MONITOR = "val/score"
 

@@ -192,8 +192,9 @@ def train(
     from wildaffect import __version__
     from wildaffect.data.dataset import collate
     from wildaffect.io.atomic import atomic_write_text
+    from wildaffect.labels import LABEL_NAMES
     from wildaffect.train.distributed import RankReport, strategy_for
-    from wildaffect.train.module import LABEL_NAMES, MONITOR, AffectModule
+    from wildaffect.train.module import MONITOR, AffectModule
     from wildaffect.train.resume import EpochSampler, ResumeState
 
     model_config, train_set, val_set = prepare(config)
