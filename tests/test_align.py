@@ -13,6 +13,7 @@ from wildaffect.io.align import (
     WAVLM_CONV_KERNELS,
     WAVLM_CONV_STRIDES,
     align_audio_features,
+    audio_frame_times,
     frame_audio_ranges,
     frame_audio_ranges_reference,
     frame_sample_windows,
@@ -72,6 +73,23 @@ def _check_tiling(ranges: np.ndarray, n_audio: int) -> None:
     assert np.all(ends > starts)  # at least one feature per frame
     assert np.all(starts >= 0) and np.all(ends <= n_audio)
     assert np.all(np.diff(starts) >= 0) and np.all(np.diff(ends) >= 0)  # monotonic
+
+
+@pytest.mark.parametrize("n_samples", [399, 400, 719, 720, 32_000, 16_000 * 3600 + 123])
+def test_audio_timeline_aligns_one_to_one(n_samples: int) -> None:
+    """Frame k of an audio-only record is at k * 20 ms and gets exactly audio feature k."""
+    times = audio_frame_times(n_samples)
+    n = wavlm_num_frames(n_samples)
+    assert times.shape == (n,) and times.dtype == np.float64
+    if n == 0:
+        return
+    np.testing.assert_allclose(times, np.arange(n) * AUDIO_HOP_S, rtol=0, atol=1e-9)
+    ranges = frame_audio_ranges(times, n)
+    np.testing.assert_array_equal(ranges, np.stack([np.arange(n), np.arange(n) + 1], axis=1))
+    if n < 10_000:  # the loop oracle agrees (too slow for an hour)
+        np.testing.assert_array_equal(frame_audio_ranges_reference(times, n), ranges)
+    features = np.random.default_rng(0).normal(size=(n, 3)).astype(np.float32)
+    np.testing.assert_array_equal(align_audio_features(features, times), features)
 
 
 @pytest.mark.parametrize("fps", FPS)

@@ -45,7 +45,7 @@ from wildaffect.preprocess import preprocess_batch
 
 runner = CliRunner()
 CLIP = "1001_DFA_HAP_XX"  # CREMA-D flv: 56 frames, a face on each, 1.9 s of speech
-SONG = "1002_DFA_HAP_XX"  # mp3: audio only (T = 0)
+SONG = "1002_DFA_HAP_XX"  # mp3: audio only, one frame per 20 ms
 IMAGE = "single_face"  # jpg: T = 1, no audio track
 N_CLIP_FRAMES = 56
 F16 = {"rtol": 2e-3, "atol": 2e-3}  # float16 storage: 11-bit mantissa
@@ -144,16 +144,19 @@ def test_image_and_audio_only_records(cache) -> None:
     assert np.abs(cache.read_features("mediapipe-regions", IMAGE)).sum() > 0
     image_audio = cache.read_features("logmel-egemaps", IMAGE)
     assert image_audio.shape == (1, 180) and not image_audio.any()
-    # The mp3: no frames, so no visual features; its 20 ms audio features under @20ms.
-    assert not cache.has_features("mediapipe-regions", SONG)
-    assert not cache.has_features("logmel-egemaps", SONG)
-    raw = cache.read_features("logmel-egemaps@20ms", SONG)
+    # The mp3 is on the 20 ms timeline: frame k holds exactly the k-th 20 ms audio feature,
+    # and its (no-face) frames get zero visual tokens.
     samples = cache.read_array(SONG, "audio")
-    assert raw.shape == (wavlm_num_frames(len(samples)), 180)
-    expected = create_encoder("logmel-egemaps").encode(samples)
-    np.testing.assert_allclose(raw.astype(np.float32), expected, **F16)
-    info = json.loads((cache.root / "features" / "logmel-egemaps@20ms" / ENCODER_JSON).read_text())
-    assert info["rate"] == "20 ms"
+    n_frames = wavlm_num_frames(len(samples))
+    assert cache.read_meta(SONG)["n_frames"] == n_frames > 90
+    audio = cache.read_features("logmel-egemaps", SONG)
+    expected = create_encoder("logmel-egemaps").encode(samples)  # (Na, 180) at 20 ms
+    assert audio.shape == expected.shape == (n_frames, 180)
+    np.testing.assert_allclose(audio.astype(np.float32), expected, **F16)
+    assert not np.allclose(expected[1:], expected[:-1])  # so a shift by one frame would fail
+    visual = cache.read_features("mediapipe-regions", SONG)
+    assert visual.shape[0] == n_frames and not visual.any()
+    assert not cache.has_features("logmel-egemaps@20ms", SONG)
 
 
 def test_transformers_encoders_from_weight_folders_fp32_and_bf16(cache, tiny_weights) -> None:
@@ -168,7 +171,8 @@ def test_transformers_encoders_from_weight_folders_fp32_and_bf16(cache, tiny_wei
     assert grid.shape == (N_CLIP_FRAMES, 16, 16, 32) and grid.dtype == np.float16
     assert audio.shape == (N_CLIP_FRAMES, 32) and np.isfinite(audio).all()
     assert cache.read_features("dinov2-small", IMAGE).shape == (1, 16, 16, 32)
-    assert cache.read_features("wavlm-base@20ms", SONG).shape[1] == 32
+    song = cache.read_array(SONG, "audio")
+    assert cache.read_features("wavlm-base", SONG).shape == (wavlm_num_frames(len(song)), 32)
 
     # Reference: one forward over all 56 crops; WavLM on the whole waveform, pooled by the loop.
     arrays = cache.read_arrays(CLIP)
@@ -211,7 +215,7 @@ def test_rerun_skips_and_force_rewrites(cache) -> None:
     before = [p.stat().st_mtime_ns for p in paths]
     report = extract_batch(cache.root, audio=None, device="cpu")
     assert [r.video for r in report.results] == [CLIP, SONG, IMAGE]
-    assert [r.status for r in report.results] == ["cached"] * 3  # the mp3 has nothing to do
+    assert [r.status for r in report.results] == ["cached"] * 3  # the mp3's zero tokens too
     assert [p.stat().st_mtime_ns for p in paths] == before
     assert cache.encoders() == ["mediapipe-regions"]
     invoke(*args, "--force", "--videos", CLIP)

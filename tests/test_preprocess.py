@@ -6,6 +6,7 @@ on all frames, ``align_face`` per frame, ``np.save``), so the fast path cannot d
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -69,11 +70,20 @@ def test_records_of_video_audio_and_image(done, media: Path) -> None:
     assert metas["1001_DFA_HAP_XX"]["kind"] == "video" and metas["1001_DFA_HAP_XX"]["fps"] > 29
     np.testing.assert_array_equal(flv["audio"], read_audio(media / FLV).samples)
 
+    # The mp3 is on the 20 ms timeline: one frame per WavLM hop, none with a face.
     mp3 = cache.read_arrays("1002_DFA_HAP_XX")
-    assert metas["1002_DFA_HAP_XX"]["kind"] == "audio"
-    assert all(mp3[name].shape == (0, *FRAME_ARRAYS[name][0]) for name in FRAME_ARRAYS)
+    mp3_meta = metas["1002_DFA_HAP_XX"]
+    assert (mp3_meta["kind"], mp3_meta["timeline"], mp3_meta["fps"]) == ("audio", "audio", 50.0)
     np.testing.assert_array_equal(mp3["audio"], read_audio(media / MP3).samples)
-    assert len(mp3["audio"]) > 16_000 and not metas["1002_DFA_HAP_XX"]["audio_missing"]
+    assert len(mp3["audio"]) > 16_000 and not mp3_meta["audio_missing"]
+    n_frames = (len(mp3["audio"]) - 400) // 320 + 1  # WavLM's frame count, by hand
+    assert mp3_meta["n_frames"] == n_frames and mp3_meta["n_face_frames"] == 0
+    assert all(mp3[name].shape == (n_frames, *FRAME_ARRAYS[name][0]) for name in FRAME_ARRAYS)
+    np.testing.assert_allclose(mp3["frame_times"], 0.02 * np.arange(n_frames), atol=1e-12)
+    assert not mp3["has_face"].any() and not mp3["n_faces_seen"].any()
+    for name in ("landmarks478", "landmarks68", "blendshapes", "pose", "bbox"):
+        assert np.isnan(mp3[name]).all(), name
+    assert metas["1001_DFA_HAP_XX"]["timeline"] == metas["single_face"]["timeline"] == "video"
 
     jpg = cache.read_arrays("single_face")
     assert metas["single_face"]["n_frames"] == 1 and jpg["has_face"].tolist() == [True]
@@ -130,6 +140,21 @@ def test_rerun_is_all_cached_and_rewrites_nothing(done, media: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.count("cached") == 3 and "done" not in result.output
     assert [p.stat().st_mtime_ns for p in metas] == before
+
+
+def test_audio_record_of_an_older_cache_is_redone(media: Path, tmp_path) -> None:
+    """An audio record from before the 20 ms timeline (no "timeline" key, T = 0) is stale."""
+    assert preprocess_batch([media / MP3], tmp_path).all_ok
+    cache = FeatureCache(tmp_path)
+    video = "1002_DFA_HAP_XX"
+    meta_path = cache.record_dir(video) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["timeline"]
+    meta_path.write_text(json.dumps(meta))
+    report = preprocess_batch([media / MP3], tmp_path)
+    assert [r.status for r in report.results] == ["done"]
+    assert cache.read_meta(video)["timeline"] == "audio"
+    assert [r.status for r in preprocess_batch([media / MP3], tmp_path).results] == ["cached"]
 
 
 def test_bad_inputs_fail_one_line_each_and_the_batch_goes_on(media: Path, tmp_path) -> None:

@@ -11,10 +11,15 @@ video, one float16 array whose first axis is the record's T frames::
                                         shifted by the record's ``audio_start_s``). Records with
                                         no audio track (images, silent videos) or audio shorter
                                         than one 25 ms window get zeros.
-    features/<audio>@20ms/<video>.npy   (Na, D): audio-only records (T = 0) have no frames to
-                                        align to, so their raw 20 ms features are stored under
-                                        this name instead (Na = ``wavlm_num_frames(N)`` for WavLM
-                                        and the offline encoder) and the visual encoder is skipped.
+    features/<audio>@20ms/<video>.npy   (Na, D): records with no frames (T = 0: audio shorter
+                                        than one 25 ms window, or audio records of older caches)
+                                        keep their raw 20 ms features under this name instead
+                                        and the visual encoder is skipped.
+
+Audio-only records are on the audio's 20 ms timeline (``timeline: "audio"``, frame k at
+``k * 0.020`` s, T = ``wavlm_num_frames(N)``), so the pooling above gives frame k exactly the
+k-th 20 ms feature; none of their frames has a face, so their visual features are zeros
+(the offline visual encoder skips chunks without a face: audio records have no crops).
     features/<name>/encoder.json        what made the folder: encoder, modality, dims (the shape
                                         after the first axis), compute dtype, weights, version.
 
@@ -51,7 +56,7 @@ from wildaffect.labels import FRAME_NAME_FORMAT
 
 DTYPES: tuple[str, ...] = ("fp32", "bf16")
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
-#: Suffix of the feature set holding the unaligned 20 ms audio features of audio-only records.
+#: Suffix of the feature set holding the unaligned 20 ms audio features of records with T = 0.
 RAW_AUDIO_SUFFIX = "@20ms"
 ENCODER_JSON = "encoder.json"
 #: WavLM input window: 30 s, a multiple of its 320-sample hop.
@@ -308,6 +313,10 @@ def encode_visual(
         }
         for start in range(0, n_frames, OFFLINE_CHUNK_FRAMES):
             stop = min(start + OFFLINE_CHUNK_FRAMES, n_frames)
+            if not has_face[start:stop].any():  # all zeros (``out`` starts zeroed): no crops read
+                if on_frames is not None:
+                    on_frames(stop)
+                continue
             crops = read_crops(cache, video, meta, np.arange(start, stop))
             out[start:stop] = encoder.model.encode(
                 np.asarray(arrays["landmarks68"][start:stop]),
@@ -477,7 +486,7 @@ def extract_video(
 
     if n_frames == 0:
         kept = "audio kept at 20 ms" if audio_encoder is not None else "no audio encoder"
-        result.notes.append(f"audio-only record: no visual features, {kept}")
+        result.notes.append(f"record without frames: no visual features, {kept}")
     elif visual_encoder is not None and wanted(visual_encoder.name):
         shape = (n_frames, *_visual_frame_shape(visual_encoder, options))
         try:
@@ -520,7 +529,7 @@ def _audio_features(
     options: RunOptions,
     result: ExtractResult,
 ) -> np.ndarray:
-    """(T, D) frame-aligned audio features, or (Na, D) at 20 ms for an audio-only record."""
+    """(T, D) frame-aligned audio features, or (Na, D) at 20 ms for a record with T = 0."""
     n_frames = int(meta["n_frames"])
     dim = audio_feature_dim(encoder)
     if meta.get("audio_missing"):

@@ -20,8 +20,12 @@ The record (see :mod:`wildaffect.data.cache` for the folder layout) holds, for T
                                            frames without the face have no file)
     crops.npy       (T, 224, 224, 3) uint8 ``--crops npy`` (zeros where there is no face)
 
-NaN fills the float arrays where ``has_face`` is False. Images give T = 1; audio-only files
-T = 0 (kind "audio"). meta.json says where the record came from (source path, size, mtime),
+NaN fills the float arrays where ``has_face`` is False. Images give T = 1. Audio-only files
+(kind "audio") are put on the audio's own 20 ms timeline (``timeline: "audio"`` in meta.json,
+``"video"`` otherwise): T = ``wavlm_num_frames(N)`` frames at ``k * 0.020`` s
+(:func:`wildaffect.io.align.audio_frame_times`), none with a face, so that ``extract`` gives
+frame k exactly the k-th 20 ms audio feature and a model predicts every 20 ms from the voice.
+meta.json says where the record came from (source path, size, mtime),
 what it is (kind, fps, size, frame and face counts, audio flags), the face model's sha256 and
 the time each stage took.
 
@@ -78,6 +82,10 @@ FRAME_ARRAYS: dict[str, tuple[tuple[int, ...], np.dtype]] = {
 }
 #: Frames between two progress reports from a video being processed.
 PROGRESS_EVERY = 8
+#: Rows per block when the no-face rows of an audio-only record are written.
+AUDIO_ROW_BLOCK = 4096
+#: meta.json "timeline": frames are the video's (images: one frame) or the audio's 20 ms hops.
+Timeline = Literal["video", "audio"]
 
 Status = Literal["done", "cached", "failed"]
 #: Called with (frames done so far, estimated frame count or None).
@@ -166,7 +174,14 @@ def is_up_to_date(cache: FeatureCache, video: str, path: Path, crops: CropFormat
     except InputError:
         return False
     same_crops = meta.get("kind") == "audio" or meta.get("crops") == crops  # audio has none
-    return meta.get("size") == source["size"] and meta.get("mtime_ns") == source["mtime_ns"] and same_crops
+    # Audio records made before the 20 ms timeline (T = 0, no "timeline" key) are redone.
+    same_timeline = meta.get("timeline") == _timeline(meta.get("kind"))
+    same_source = meta.get("size") == source["size"] and meta.get("mtime_ns") == source["mtime_ns"]
+    return same_source and same_crops and same_timeline
+
+
+def _timeline(kind: str | None) -> Timeline:
+    return "audio" if kind == "audio" else "video"
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,11 +246,8 @@ def _write_frames(
     """Decode, find and align the face frame by frame, appending every row to the record."""
     import cv2
 
-    from wildaffect.face.align import CROP_SIZE, align_face
-    from wildaffect.face.landmarker import FaceLandmarker
-    from wildaffect.face.mapping import to_ibug68
-    from wildaffect.face.tracking import FaceTracker
-    from wildaffect.io.media import iter_frames
+    from wildaffect.face.align import CROP_SIZE
+    from wildaffect.face.pipeline import iter_face_frames
 
     rows = {name: _RowFile(record.folder, name, *spec) for name, spec in FRAME_ARRAYS.items()}
     crop_rows = None
@@ -246,71 +258,78 @@ def _write_frames(
     blank_crop = np.zeros((CROP_SIZE, CROP_SIZE, 3), np.uint8)
     n_frames = n_face = 0
     width = height = None
-    # A fresh landmarker per input: VIDEO mode carries tracking state and timestamps from
-    # call to call, so a shared one would make a record depend on the inputs before it.
-    with FaceLandmarker(mode="video", model_path=face_model) as landmarker:
-        tracker = FaceTracker()
-        frames = iter_frames(path)
-        try:
-            while True:
-                start = time.perf_counter()
-                frame = next(frames, None)  # frame.image: (H, W, 3) uint8 RGB
-                decoded = time.perf_counter()
-                timings["decode_s"] += decoded - start
-                if frame is None:
-                    break
-                height, width = frame.image.shape[:2]
-                faces = landmarker.detect(frame.image, timestamp_ms=frame.time_s * 1000.0)
-                face = tracker.update(faces)
-                aligned = None
-                if face is not None:
-                    points68 = to_ibug68(face.landmarks_px((height, width)))  # (68, 2) px
-                    aligned = align_face(frame.image, points68)
-                faced = time.perf_counter()
-                timings["face_s"] += faced - decoded
-
-                rows["frame_times"].append(np.float64(frame.time_s))
-                rows["has_face"].append(np.bool_(face is not None))
-                rows["n_faces_seen"].append(np.int16(len(faces)))
-                if face is None or aligned is None:
-                    for name in ("landmarks478", "landmarks68", "landmarks68_px", "crop_matrix",
-                                 "blendshapes", "pose", "bbox"):  # fmt: skip
-                        rows[name].append(_nan_row(FRAME_ARRAYS[name][0]))
-                else:
-                    n_face += 1
-                    rows["landmarks478"].append(face.landmarks)
-                    rows["landmarks68"].append(aligned.landmarks68_norm)
-                    rows["landmarks68_px"].append(points68)
-                    rows["crop_matrix"].append(aligned.matrix)
-                    rows["blendshapes"].append(face.blendshapes)
-                    rows["pose"].append(face.pose)
-                    rows["bbox"].append(face.bbox)
-                if crop_rows is not None:
-                    crop_rows.append(aligned.crop if aligned is not None else blank_crop)
-                elif crops == "jpeg" and aligned is not None:
-                    ok, jpeg = cv2.imencode(
-                        ".jpg", cv2.cvtColor(aligned.crop, cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
-                    )  # fmt: skip
-                    if not ok:
-                        raise RuntimeError(f"JPEG encoding failed for frame {n_frames}")
-                    name = FRAME_NAME_FORMAT.format(n_frames + 1)
-                    (record.folder / CROPS / name).write_bytes(jpeg.tobytes())
-                timings["write_s"] += time.perf_counter() - faced
-                n_frames += 1
-                if on_progress is not None and n_frames % PROGRESS_EVERY == 0:
-                    on_progress(n_frames, n_estimate)
-        finally:
-            frames.close()
-            for row_file in [*rows.values(), crop_rows]:
-                if row_file is not None:
-                    row_file.close()
+    try:
+        for frame in iter_face_frames(path, face_model, timings):
+            started = time.perf_counter()
+            height, width = frame.image.shape[:2]
+            face, aligned = frame.face, frame.aligned
+            rows["frame_times"].append(np.float64(frame.time_s))
+            rows["has_face"].append(np.bool_(face is not None))
+            rows["n_faces_seen"].append(np.int16(frame.n_faces))
+            if face is None or aligned is None:
+                for name in ("landmarks478", "landmarks68", "landmarks68_px", "crop_matrix",
+                             "blendshapes", "pose", "bbox"):  # fmt: skip
+                    rows[name].append(_nan_row(FRAME_ARRAYS[name][0]))
+            else:
+                n_face += 1
+                rows["landmarks478"].append(face.landmarks)
+                rows["landmarks68"].append(aligned.landmarks68_norm)
+                rows["landmarks68_px"].append(frame.points68_px)
+                rows["crop_matrix"].append(aligned.matrix)
+                rows["blendshapes"].append(face.blendshapes)
+                rows["pose"].append(face.pose)
+                rows["bbox"].append(face.bbox)
+            if crop_rows is not None:
+                crop_rows.append(aligned.crop if aligned is not None else blank_crop)
+            elif crops == "jpeg" and aligned is not None:
+                ok, jpeg = cv2.imencode(
+                    ".jpg", cv2.cvtColor(aligned.crop, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
+                )  # fmt: skip
+                if not ok:
+                    raise RuntimeError(f"JPEG encoding failed for frame {n_frames}")
+                name = FRAME_NAME_FORMAT.format(n_frames + 1)
+                (record.folder / CROPS / name).write_bytes(jpeg.tobytes())
+            timings["write_s"] += time.perf_counter() - started
+            n_frames += 1
+            if on_progress is not None and n_frames % PROGRESS_EVERY == 0:
+                on_progress(n_frames, n_estimate)
+    finally:
+        for row_file in [*rows.values(), crop_rows]:
+            if row_file is not None:
+                row_file.close()
     start = time.perf_counter()
     for row_file in [*rows.values(), crop_rows]:
         if row_file is not None:
             row_file.finish(record)
     timings["write_s"] += time.perf_counter() - start
     return {"n_frames": n_frames, "n_face_frames": n_face, "width": width, "height": height}
+
+
+def _write_audio_frames(record: RecordWriter, n_samples: int) -> dict[str, Any]:
+    """The per-frame arrays of an audio-only record: one no-face frame per 20 ms hop.
+
+    Rows are written in blocks through :class:`_RowFile`, so memory stays flat for long audio.
+    """
+    from wildaffect.io.align import audio_frame_times
+
+    times = audio_frame_times(n_samples)  # (T,) float64
+    for name, (shape, dtype) in FRAME_ARRAYS.items():
+        rows = _RowFile(record.folder, name, shape, dtype)
+        try:
+            for start in range(0, len(times), AUDIO_ROW_BLOCK):
+                n = min(AUDIO_ROW_BLOCK, len(times) - start)
+                if name == "frame_times":
+                    block = times[start : start + n]
+                elif np.issubdtype(dtype, np.floating):
+                    block = np.full((n, *shape), np.nan, dtype)
+                else:  # has_face False, n_faces_seen 0
+                    block = np.zeros((n, *shape), dtype)
+                rows.append(block)
+        finally:
+            rows.close()
+        rows.finish(record)
+    return {"n_frames": len(times), "n_face_frames": 0, "width": None, "height": None}
 
 
 def _write_audio(
@@ -355,6 +374,7 @@ def preprocess_file(
     a truncated video fails whole rather than leaving a record that silently stops early).
     """
     from wildaffect.face.model_file import FACE_MODEL_SHA256, resolve_face_model
+    from wildaffect.io.align import AUDIO_HOP_S
     from wildaffect.io.media import probe
 
     if crops not in CROP_FORMATS:
@@ -367,21 +387,22 @@ def preprocess_file(
     info = probe(path)
     has_frames = info.kind != "audio"
     model = resolve_face_model(face_model) if has_frames else None
+    timeline = _timeline(info.kind)
     with cache.record_writer(video) as record:
         if has_frames:
             frames = _write_frames(
                 path, record, crops, model, info.n_frames_estimate, on_progress, timings
             )
-        else:  # audio only: T = 0, every per-frame array empty
-            for name, (shape, dtype) in FRAME_ARRAYS.items():
-                record.save_array(name, np.zeros((0, *shape), dtype))
-            frames = {"n_frames": 0, "n_face_frames": 0, "width": None, "height": None}
-        audio = _write_audio(path, info.kind, record, timings)
+            audio = _write_audio(path, info.kind, record, timings)
+        else:  # audio only: the frames are the audio's 20 ms hops
+            audio = _write_audio(path, info.kind, record, timings)
+            frames = _write_audio_frames(record, audio["n_audio_samples"])
         timings["total_s"] = time.perf_counter() - started
         record.meta.update(
             **source,
             kind=info.kind,
-            fps=info.fps,
+            timeline=timeline,
+            fps=info.fps if has_frames else 1.0 / AUDIO_HOP_S,
             **frames,
             **audio,
             crops=crops if has_frames else "none",
@@ -409,6 +430,11 @@ def validate_preprocessed(cache: FeatureCache, video: str) -> dict[str, Any]:
     has_face = cache.read_array(video, "has_face")
     if int(has_face.sum()) != meta["n_face_frames"]:
         raise InputError(folder / "has_face.npy", "face count differs from meta.json")
+    if meta.get("timeline") == "audio":
+        from wildaffect.io.align import wavlm_num_frames
+
+        if len(has_face) != wavlm_num_frames(int(meta["n_audio_samples"])):
+            raise InputError(folder / "has_face.npy", "frame count is not the audio's 20 ms hops")
     if len(cache.read_array(video, "audio", mmap=True)) != meta["n_audio_samples"]:
         raise InputError(folder / "audio.npy", "audio length differs from meta.json")
     if meta["crops"] == "jpeg":

@@ -63,8 +63,9 @@ def extract(
 ) -> None:
     """Run the encoders over every record and store float16 features aligned to its frames.
 
-    Writes features/<encoder>/<video>.npy (first axis = the record's frames; audio-only records
-    get features/<audio>@20ms/<video>.npy at 20 ms) and features/<encoder>/encoder.json.
+    Writes features/<encoder>/<video>.npy (first axis = the record's frames: audio-only records
+    have one frame per 20 ms; records without frames get features/<audio>@20ms/<video>.npy)
+    and features/<encoder>/encoder.json.
     Existing files are skipped, so a killed run resumes; a failing record is listed at the end
     while the others finish. Exit status 1 when any record failed.
     """

@@ -14,6 +14,9 @@ has a receptive field of 400 samples (25 ms) and a hop of 320 samples (20 ms) at
 feature ``j`` covers samples ``[320 j, 320 j + 400)`` and ``n_samples`` give
 ``floor((n_samples - 400) / 320) + 1`` features (49 per second). Feature ``j`` is placed at
 ``j * AUDIO_HOP_S``, the start of its window. Whisper's encoder also produces 20 ms frames.
+
+Audio-only inputs have no video frames: their records use the audio's own timeline, one frame
+per 20 ms feature (:func:`audio_frame_times`), so frame ``k`` gets exactly feature ``k``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,16 @@ def wavlm_num_frames(n_samples: int) -> int:
     if n_samples < WAVLM_RECEPTIVE_FIELD:
         return 0
     return (n_samples - WAVLM_RECEPTIVE_FIELD) // WAVLM_HOP + 1
+
+
+def audio_frame_times(n_samples: int) -> np.ndarray:
+    """(T,) float64 frame times of an audio-only record of ``n_samples`` 16 kHz samples.
+
+    The one rule for the 20 ms timeline: T = :func:`wavlm_num_frames` and frame ``k`` is at
+    ``k * AUDIO_HOP_S``, the start of its feature's window, which is where
+    :func:`frame_audio_ranges` places feature ``k`` (so the alignment is one-to-one).
+    """
+    return np.arange(wavlm_num_frames(n_samples), dtype=np.float64) * AUDIO_HOP_S
 
 
 def _as_times(frame_times_s: np.ndarray) -> np.ndarray:
@@ -204,6 +217,7 @@ __all__ = [
     "WAVLM_HOP",
     "WAVLM_RECEPTIVE_FIELD",
     "align_audio_features",
+    "audio_frame_times",
     "frame_audio_ranges",
     "frame_audio_ranges_reference",
     "frame_sample_windows",
