@@ -1,4 +1,5 @@
-"""``wildaffect data ...``: inspect and validate ABAW / Aff-Wild2 datasets.
+"""``wildaffect data ...``: inspect and validate ABAW / Aff-Wild2 datasets; import labelled
+photos as one.
 
 Nothing heavy at import: the data modules are imported inside the commands.
 """
@@ -14,7 +15,7 @@ import typer
 from wildaffect.labels import Task
 
 app = typer.Typer(
-    help="Inspect and validate ABAW / Aff-Wild2 annotation trees.", no_args_is_help=True
+    help="Inspect, validate and import ABAW / Aff-Wild2 annotation trees.", no_args_is_help=True
 )
 
 
@@ -109,3 +110,40 @@ def _print_task(console, report, task: Task) -> None:
                              else f"{value['mean']:+.3f} ± {value['std']:.3f}")
         dist.add_row(name, *cells)
     console.print(dist)
+
+
+@app.command("import-expression")
+def import_expression(
+    labels: Annotated[Path, typer.Argument(
+        help="faces-expression style labels.csv (image,expression[,source_label])."
+    )],
+    cache: Annotated[Path, typer.Option(
+        "--cache", help="Feature cache holding the preprocessed photos (wildaffect preprocess)."
+    )],
+    out: Annotated[Path, typer.Option("--out", help="ABAW tree to write (EXPR task).")],
+    images: Annotated[Path | None, typer.Option(
+        "--images", help="Image folder (default: images/ beside the CSV)."
+    )] = None,
+    folds: Annotated[int, typer.Option("--folds", min=2, help="Identity-grouped folds.")] = 5,
+    validation_fold: Annotated[int, typer.Option(
+        "--validation-fold", min=0, help="The fold written as Validation_Set."
+    )] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the fold split.")] = 0,
+) -> None:
+    """Write labelled photos as an ABAW EXPR tree (one 'video' per photo) for `wildaffect train`.
+
+    Train/validation are split by identity (StratifiedGroupKFold, seeded), so K imports with
+    --validation-fold 0..K-1 are a K-fold cross-validation.
+    """
+    from wildaffect.data.labelled import read_faces_expression, write_expression_tree
+
+    items, dropped = read_faces_expression(labels, images)
+    if dropped:
+        typer.echo(f"dropped (conflicting duplicate labels): {', '.join(dropped)}")
+    summary = write_expression_tree(items, cache, out, folds=folds,
+                                    validation_fold=validation_fold, seed=seed)
+    for split, counts in summary.class_counts.items():
+        shown = ", ".join(f"{name} {n}" for name, n in counts.items())
+        typer.echo(f"{split}: {len(summary.videos[split])} files, {summary.groups[split]} "
+                   f"identities, {summary.no_face[split]} without a face ({shown})")
+    typer.echo(f"wrote {summary.root}")
