@@ -11,4 +11,13 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+__all__ = ["Predictor", "__version__"]
+
+
+def __getattr__(name: str):
+    """``wildaffect.Predictor`` without importing torch at ``import wildaffect``."""
+    if name == "Predictor":
+        from wildaffect.predict.predictor import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'wildaffect' has no attribute {name!r}")

@@ -52,6 +52,8 @@ def _register_commands() -> None:
     app.command("preprocess")(preprocess.preprocess)
     from wildaffect.commands import extract
     app.command("extract")(extract.extract)
+    from wildaffect.commands import predict
+    app.command("predict")(predict.predict)
     from wildaffect.commands import demo
     app.command("demo")(demo.demo)
     from wildaffect.commands import evaluate

@@ -80,10 +80,13 @@ def frame_audio_ranges(
     hop_s: float = AUDIO_HOP_S,
     *,
     audio_start_s: float = 0.0,
+    ends_s: np.ndarray | None = None,
 ) -> np.ndarray:
     """Half-open ranges ``[start, end)`` of audio feature frames for each video frame.
 
     frame_times_s: (T,) increasing presentation times. Returns (T, 2) int64.
+    ``ends_s`` (T,): each frame's end when the caller knows it (a chunk of a longer stream
+    knows the next frame's time); by default computed as below.
 
     Frame ``i`` covers ``[t_i, t_{i+1})`` (the last one the median frame duration). Both
     ends are rounded to the nearest feature index, so for consecutive frames the ranges
@@ -94,8 +97,9 @@ def frame_audio_ranges(
     if n_audio_frames <= 0:
         raise ValueError(f"need at least one audio frame to align to, got {n_audio_frames}")
     times = _as_times(frame_times_s) - audio_start_s
+    frame_ends = _frame_ends(times) if ends_s is None else np.asarray(ends_s) - audio_start_s
     starts = np.rint(times / hop_s).astype(np.int64)
-    ends = np.rint(_frame_ends(times) / hop_s).astype(np.int64)
+    ends = np.rint(frame_ends / hop_s).astype(np.int64)
     starts = np.clip(starts, 0, n_audio_frames - 1)
     ends = np.clip(np.maximum(ends, starts + 1), 1, n_audio_frames)
     return np.stack([starts, ends], axis=1)

@@ -1,0 +1,1 @@
+"""Prediction on media files: the streaming predictor, its table and the batch."""
