@@ -71,11 +71,11 @@ class TableWriter:
     def write(self, rows: pd.DataFrame) -> None:
         if self.fmt == "csv":
             if self._handle is None:
-                self._handle = open(self.tmp, "w", newline="")  # noqa: SIM115
+                self._handle = open(self.tmp, "w", newline="")
             rows.to_csv(self._handle, header=self._rows == 0, index=False, float_format="%.6f")
         elif self.fmt == "json":
             if self._handle is None:
-                self._handle = open(self.tmp, "w")  # noqa: SIM115
+                self._handle = open(self.tmp, "w")
                 self._handle.write("[")
             text = rows.to_json(orient="records", double_precision=6)[1:-1]
             if text:
@@ -95,7 +95,7 @@ class TableWriter:
             self.write(pd.DataFrame(columns=list(COLUMNS)))
         if self.fmt == "json":
             if self._handle is None:
-                self._handle = open(self.tmp, "w")  # noqa: SIM115
+                self._handle = open(self.tmp, "w")
                 self._handle.write("[")
             self._handle.write("\n]\n")
         if self.fmt == "parquet" and self._parquet is None:

@@ -1,0 +1,189 @@
+"""``wildaffect predict`` and ``Predictor`` end to end on real clips.
+
+The model here is the ``default-offline`` architecture with seeded random weights in a
+package (the shipped weights are tested in test_default_model.py): these tests check the
+pipeline — rows, columns, ranges, streaming, audio-only input, formats, resume, bad inputs —
+not what a trained model says.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from wildaffect.cli import app
+from wildaffect.derived import AU_BLENDSHAPES, CIRCUMPLEX, au_from_blendshapes, va_from_expression
+from wildaffect.face.landmarker import BLENDSHAPE_NAMES
+from wildaffect.io.media import iter_frames
+from wildaffect.io.submission import read_submission
+from wildaffect.labels import AU_NAMES, EXPR_NAMES, VA_NAMES, Task
+from wildaffect.predict.batch import read_table
+from wildaffect.predict.table import COLUMNS, FACE, GapFiller, build_rows
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    from wildaffect.models.package import save_package
+    from wildaffect.models.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model("default-offline", tasks=(Task.EXPR,), losses={"EXPR": "ce"},
+                         fusion="concat").eval()
+    return save_package(model, tmp_path_factory.mktemp("pkg") / "model",
+                        outputs={"AU": "blendshapes-facs", "VA": "circumplex"})
+
+
+@pytest.fixture(scope="module")
+def predictor(package):
+    from wildaffect.predict.predictor import Predictor
+
+    return Predictor(package, chunk_frames=256)
+
+
+@pytest.fixture(scope="module")
+def clip_table(predictor, fixtures_dir):
+    return predictor.predict(fixtures_dir / "media" / "1001_DFA_HAP_XX.flv")
+
+
+def test_one_row_per_decoded_frame_with_the_exact_columns(clip_table, fixtures_dir):
+    n_decoded = sum(1 for _ in iter_frames(fixtures_dir / "media" / "1001_DFA_HAP_XX.flv"))
+    assert list(clip_table.columns) == list(COLUMNS)
+    assert len(clip_table) == n_decoded == 56
+    assert clip_table["frame"].tolist() == list(range(1, 57))
+    assert (clip_table[FACE] == 1).all(), "CREMA-D's frontal face is found in every frame"
+    probs = clip_table[list(AU_NAMES) + list(EXPR_NAMES)].to_numpy()
+    assert np.isfinite(probs).all() and (probs >= 0).all() and (probs <= 1).all()
+    np.testing.assert_allclose(clip_table[list(EXPR_NAMES)].sum(axis=1), 1.0, atol=1e-5)
+    va = clip_table[list(VA_NAMES)].to_numpy()
+    assert (np.abs(va) <= 1).all()
+    argmax = np.asarray(EXPR_NAMES)[clip_table[list(EXPR_NAMES)].to_numpy().argmax(axis=1)]
+    assert (clip_table["expression"].to_numpy() == argmax).all()
+
+
+def test_chunked_streaming_equals_one_pass(package, clip_table, fixtures_dir):
+    from wildaffect.predict.predictor import Predictor
+
+    chunked = Predictor(package, chunk_frames=7).predict(
+        fixtures_dir / "media" / "1001_DFA_HAP_XX.flv"
+    )
+    numeric = [c for c in COLUMNS if c != "expression"]
+    np.testing.assert_allclose(chunked[numeric].to_numpy(float),
+                               clip_table[numeric].to_numpy(float), atol=1e-5)
+
+
+def test_audio_only_input_gives_voice_rows_every_20_ms(predictor, fixtures_dir):
+    table = predictor.predict(fixtures_dir / "media" / "1002_DFA_HAP_XX.mp3")
+    assert list(table.columns) == list(COLUMNS)
+    assert len(table) > 100 and (table[FACE] == 0).all()
+    np.testing.assert_allclose(np.diff(table["time_s"]), 0.02, atol=1e-9)
+    assert table[list(AU_NAMES)].isna().all(axis=None), "no face, no AU"
+    assert table[list(EXPR_NAMES) + list(VA_NAMES)].notna().all(axis=None)
+    np.testing.assert_allclose(table[list(EXPR_NAMES)].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_cli_writes_tables_index_and_reports_bad_inputs(package, fixtures_dir, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(fixtures_dir / "media" / "single_face.jpg", inputs)
+    (inputs / "broken.mp4").write_bytes(b"this is not a video")
+    (inputs / "empty.wav").write_bytes(b"")
+    out = tmp_path / "out"
+    args = ["predict", str(inputs), str(tmp_path / "missing.mov"), "--out", str(out),
+            "--model", str(package), "--format", "parquet", "--abaw-submission"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    index = pd.read_csv(out / "index.csv")
+    status = dict(zip(index["input"].map(lambda p: p.rsplit("/", 1)[-1]), index["status"]))
+    assert status == {"single_face.jpg": "done", "broken.mp4": "failed", "empty.wav": "failed",
+                      "missing.mov": "failed"}
+    errors = index.set_index("status").loc["failed", "error"].tolist()
+    assert all(e and "\n" not in e for e in errors)
+    assert any("broken.mp4" in e for e in errors) and any("missing.mov" in e for e in errors)
+    table = read_table(out / "single_face.parquet")
+    assert len(table) == 1 and table[FACE].item() == 1
+    meta = json.loads((out / "single_face.meta.json").read_text())
+    assert meta["outputs"]["AU"].startswith("blendshapes-facs")
+    assert meta["outputs"]["VA"].startswith("circumplex")
+    submission = read_submission(out / "abaw_submission" / "EXPR" / "predictions.txt", Task.EXPR)
+    assert submission is not None
+    # Resume: the finished input is skipped the second time.
+    again = runner.invoke(app, args)
+    assert "cached" in again.output
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_text_formats_round_trip(package, fixtures_dir, tmp_path, fmt, clip_table):
+    result = runner.invoke(app, ["predict", str(fixtures_dir / "media" / "1001_DFA_HAP_XX.flv"),
+                                 "--out", str(tmp_path), "--model", str(package),
+                                 "--format", fmt, "--chunk-frames", "20"])
+    assert result.exit_code == 0, result.output
+    table = read_table(tmp_path / f"1001_DFA_HAP_XX.{fmt}")
+    numeric = [c for c in COLUMNS if c != "expression"]
+    np.testing.assert_allclose(table[numeric].to_numpy(float),
+                               clip_table[numeric].to_numpy(float), atol=1e-5)
+    assert table["expression"].tolist() == clip_table["expression"].tolist()
+
+
+# -- pieces on hand-made values ----------------------------------------------------------------
+
+
+def _rows(face: list[int], start: int = 0) -> pd.DataFrame:
+    n = len(face)
+    t = np.arange(start, start + n, dtype=float)
+    au = np.tile(t[:, None], (1, 12)) / 100
+    expr = np.full((n, 8), 1 / 8)
+    expr[:, 4] += t / 100
+    va = np.stack([t / 100, -t / 100], 1)
+    mask = np.asarray(face, bool)[:, None]
+    return build_rows(start, t, np.asarray(face, bool), np.where(mask, au, np.nan),
+                      np.where(mask, expr, np.nan), np.where(mask, va, np.nan))
+
+
+def test_gap_filler_interpolates_in_time_and_ignores_chunking():
+    face = [0, 0, 1, 0, 0, 0, 1, 1, 0, 0]
+    rows = _rows(face)
+    whole = GapFiller()
+    expected = pd.concat([whole.push(rows), whole.flush()], ignore_index=True)
+    # Linear in time across the gap, edge values held outside the face frames.
+    np.testing.assert_allclose(expected["AU1"], [0.02, 0.02, 0.02, 0.03, 0.04, 0.05, 0.06,
+                                                 0.07, 0.07, 0.07])
+    assert expected["expression"].notna().all()
+    for cut in ([3], [1, 5], [4, 6, 9]):
+        filler, parts, start = GapFiller(), [], 0
+        for stop in [*cut, len(face)]:
+            parts.append(filler.push(rows.iloc[start:stop].reset_index(drop=True)))
+            start = stop
+        parts.append(filler.flush())
+        got = pd.concat(parts, ignore_index=True)
+        pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+
+
+def test_au_from_blendshapes_follows_the_mapping():
+    shapes = np.zeros((2, 52))
+    index = {n: i for i, n in enumerate(BLENDSHAPE_NAMES)}
+    shapes[0, index["mouthSmileLeft"]], shapes[0, index["mouthSmileRight"]] = 0.8, 0.6
+    shapes[0, index["jawOpen"]], shapes[0, index["mouthClose"]] = 0.5, 0.2
+    shapes[1] = np.nan
+    au = au_from_blendshapes(shapes)
+    assert au.shape == (2, 12) and np.isnan(au[1]).all()
+    assert au[0, AU_NAMES.index("AU12")] == pytest.approx(0.7)
+    assert au[0, AU_NAMES.index("AU25")] == pytest.approx(0.3)
+    assert au[0, AU_NAMES.index("AU26")] == pytest.approx(0.5)
+    assert set(AU_BLENDSHAPES) == set(AU_NAMES)
+
+
+def test_va_from_expression_is_the_expected_class_position():
+    probs = np.zeros((2, 8))
+    probs[0, EXPR_NAMES.index("Happiness")] = 1.0
+    probs[1, [EXPR_NAMES.index("Sadness"), EXPR_NAMES.index("Neutral")]] = 0.5
+    va = va_from_expression(probs)
+    np.testing.assert_allclose(va[0], CIRCUMPLEX["Happiness"])
+    np.testing.assert_allclose(va[1], np.asarray(CIRCUMPLEX["Sadness"]) / 2)
