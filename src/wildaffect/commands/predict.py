@@ -32,7 +32,8 @@ def predict(
         "--overlay", help="Also write an MP4 with the face box, landmarks and labels."
     )] = False,
     abaw_submission: Annotated[bool, typer.Option(
-        "--abaw-submission", help="Also write ABAW predictions.txt files under OUT/abaw_submission.",
+        "--abaw-submission",
+        help="Also write ABAW predictions.txt files under OUT/abaw_submission.",
     )] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     dtype: Annotated[str, typer.Option(help="fp32 or bf16 (autocast).")] = "fp32",

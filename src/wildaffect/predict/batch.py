@@ -79,7 +79,8 @@ class TableWriter:
                 self._handle.write("[")
             text = rows.to_json(orient="records", double_precision=6)[1:-1]
             if text:
-                self._handle.write(("," if self._rows else "") + "\n" + text.replace("},{", "},\n{"))
+                separator = ",\n" if self._rows else "\n"
+                self._handle.write(separator + text.replace("},{", "},\n{"))
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -264,7 +265,8 @@ def write_index(out_dir: Path, results: Sequence[InputResult]) -> Path:
         }
         for r in results
     ]
-    frame = pd.DataFrame(rows, columns=["input", "output", "status", "frames", "face_frames", "error"])
+    columns = ["input", "output", "status", "frames", "face_frames", "error"]
+    frame = pd.DataFrame(rows, columns=columns)
     frame = frame.astype({"frames": "Int64", "face_frames": "Int64"})
     return atomic_write_text(out_dir / INDEX_FILE, frame.to_csv(index=False))
 

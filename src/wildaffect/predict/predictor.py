@@ -167,7 +167,9 @@ class Predictor:
 
     # -- the two kinds of input ---------------------------------------------------------------
 
-    def _with_frames(self, path: Path, kind: str, summary: InputSummary) -> Iterator[PredictionChunk]:
+    def _with_frames(
+        self, path: Path, kind: str, summary: InputSummary
+    ) -> Iterator[PredictionChunk]:
         from wildaffect.predict.audio import AudioFeatureStream
 
         audio = None

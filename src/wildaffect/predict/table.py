@@ -72,7 +72,8 @@ class GapFiller:
 
     def push(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Add rows; returns the rows that are final now (maybe none)."""
-        rows = rows if self._pending is None else pd.concat([self._pending, rows], ignore_index=True)
+        if self._pending is not None:
+            rows = pd.concat([self._pending, rows], ignore_index=True)
         faces = np.flatnonzero(rows[FACE].to_numpy() == 1)
         if len(faces) == 0:
             self._pending = rows
