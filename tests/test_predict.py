@@ -187,3 +187,40 @@ def test_va_from_expression_is_the_expected_class_position():
     va = va_from_expression(probs)
     np.testing.assert_allclose(va[0], CIRCUMPLEX["Happiness"])
     np.testing.assert_allclose(va[1], np.asarray(CIRCUMPLEX["Sadness"]) / 2)
+
+
+def _faceless_video(source, out):
+    """Black frames at 25 fps with ``source``'s voice (PCM): a video in which no face is found."""
+    import av
+
+    from wildaffect.io.media import read_audio
+
+    samples = (read_audio(source).samples * 32767).astype(np.int16)  # (N,) 16 kHz
+    with av.open(str(out), "w") as container:
+        video = container.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
+        audio = container.add_stream("pcm_s16le", rate=16_000, layout="mono")
+        for index in range(len(samples) * 25 // 16_000):
+            frame = av.VideoFrame.from_ndarray(np.zeros((120, 160, 3), np.uint8), format="rgb24")
+            frame.pts = index
+            container.mux(video.encode(frame))
+        for offset in range(0, len(samples), 1024):
+            block = samples[offset : offset + 1024]
+            frame = av.AudioFrame.from_ndarray(block[None], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 16_000, offset
+            container.mux(audio.encode(frame))
+        container.mux(video.encode(None))
+        container.mux(audio.encode(None))
+    return out
+
+
+def test_a_video_without_any_face_is_predicted_from_its_voice(package, fixtures_dir, tmp_path):
+    video = _faceless_video(fixtures_dir / "media" / "1002_DFA_HAP_XX.mp3", tmp_path / "dark.mkv")
+    result = runner.invoke(app, ["predict", str(video), "--out", str(tmp_path / "out"),
+                                 "--model", str(package)])
+    assert result.exit_code == 0, result.output
+    table = read_table(tmp_path / "out" / "dark.csv")
+    np.testing.assert_allclose(np.diff(table["time_s"]), 0.02, atol=1e-9)
+    assert (table[FACE] == 0).all() and table[list(EXPR_NAMES)].notna().all(axis=None)
+    meta = json.loads((tmp_path / "out" / "dark.meta.json").read_text())
+    assert meta["audio_only"] and "voice" in meta["notes"][-1]

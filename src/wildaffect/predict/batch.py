@@ -199,25 +199,11 @@ def predict_file(
         result.n_face_frames = done.get("n_face_frames")
         if not (plot or overlay):
             return result
-    summary = InputSummary()
     keep_table = plot or overlay
     parts, boxes, landmarks = [], [], []
     if result.status != "cached":
-        writer = TableWriter(table_path, fmt)
-        try:
-            for chunk in predictor.iter_chunks(path, summary):
-                writer.write(chunk.rows)
-                if keep_table:
-                    parts.append(chunk.rows)
-                if overlay:
-                    boxes.append(chunk.boxes)
-                    landmarks.append(chunk.landmarks)
-                if on_frames is not None:
-                    on_frames(summary.n_frames)
-        except BaseException:
-            writer.abort()
-            raise
-        writer.commit()
+        summary = _write_rows(predictor, path, table_path, fmt, parts, boxes, landmarks,
+                              keep_table, overlay, on_frames)
         meta.update(kind=summary.kind, n_frames=summary.n_frames,
                     n_face_frames=summary.n_face_frames, audio=summary.audio,
                     audio_only=summary.audio_only, notes=summary.notes)
@@ -226,12 +212,45 @@ def predict_file(
         result.n_face_frames = summary.n_face_frames
     if plot or overlay:
         table = pd.concat(parts, ignore_index=True) if parts else read_table(table_path)
+        audio_only = json.loads(meta_path.read_text()).get("audio_only", False)
+        overlay = overlay and not audio_only  # rows on the 20 ms timeline: no picture to draw
         if overlay and not boxes:  # cached table: the geometry needs the face pass again
             for chunk in predictor.iter_chunks(path):
                 boxes.append(chunk.boxes)
                 landmarks.append(chunk.landmarks)
         result.extra_files += _render(path, name, out_dir, table, plot, overlay, boxes, landmarks)
     return result
+
+
+def _write_rows(predictor, path, table_path, fmt, parts, boxes, landmarks, keep_table, overlay,
+                on_frames) -> InputSummary:
+    """Stream the rows into the table (a faceless video is redone from its voice)."""
+    for audio_only in (False, True):
+        summary = InputSummary()
+        writer = TableWriter(table_path, fmt)
+        for kept in (parts, boxes, landmarks):
+            kept.clear()
+        try:
+            for chunk in predictor.iter_chunks(path, summary, audio_only=audio_only):
+                writer.write(chunk.rows)
+                if keep_table:
+                    parts.append(chunk.rows)
+                if overlay:
+                    boxes.append(chunk.boxes)
+                    landmarks.append(chunk.landmarks)
+                if on_frames is not None:
+                    on_frames(summary.n_frames)
+            if not audio_only and predictor.voice_instead(summary):
+                writer.abort()
+                continue
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+        if audio_only:
+            summary.notes.append("no face in any frame: predicted from the voice (20 ms rows)")
+        return summary
+    raise AssertionError("unreachable")
 
 
 def _render(path, name, out_dir, table, plot, overlay, boxes, landmarks) -> list[Path]:

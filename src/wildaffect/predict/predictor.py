@@ -127,24 +127,37 @@ class Predictor:
     # -- public API ---------------------------------------------------------------------------
 
     def predict(self, path: str | Path) -> pd.DataFrame:
-        """All rows of one input (see :data:`wildaffect.predict.table.COLUMNS`)."""
-        parts = [chunk.rows for chunk in self.iter_chunks(path)]
+        """All rows of one input (see :data:`wildaffect.predict.table.COLUMNS`).
+
+        A video in which no face is found at all is predicted from its voice instead, on the
+        20 ms timeline of audio-only input (when the model hears audio).
+        """
+        summary = InputSummary()
+        parts = [chunk.rows for chunk in self.iter_chunks(path, summary)]
+        if self.voice_instead(summary):
+            parts = [chunk.rows for chunk in self.iter_chunks(path, audio_only=True)]
         if not parts:
             return pd.DataFrame(columns=list(COLUMNS))
         return pd.concat(parts, ignore_index=True)
 
+    def voice_instead(self, summary: InputSummary) -> bool:
+        """After a pass over a video: no face anywhere, but a voice the model can hear."""
+        return (summary.kind == "video" and summary.n_frames > 0 and summary.n_face_frames == 0
+                and summary.audio and self.audio_encoder is not None)
+
     def iter_chunks(
-        self, path: str | Path, summary: InputSummary | None = None
+        self, path: str | Path, summary: InputSummary | None = None, *, audio_only: bool = False
     ) -> Iterator[PredictionChunk]:
         """Stream the input's rows chunk by chunk (with ``interpolate``, rows of an open
-        face gap are held back until it closes)."""
+        face gap are held back until it closes). ``audio_only``: use only the sound track
+        (automatic for audio files)."""
         from wildaffect.io.media import probe
 
         path = Path(path)
         summary = summary if summary is not None else InputSummary()
         info = probe(path)
         summary.kind = info.kind
-        chunks = (self._audio_only(path, summary) if info.kind == "audio"
+        chunks = (self._audio_only(path, summary) if info.kind == "audio" or audio_only
                   else self._with_frames(path, info.kind, summary))
         if not self.interpolate:
             for chunk in chunks:
