@@ -119,7 +119,7 @@ def load_encoder(name: str, modality: str, weights: str | Path | None = None) ->
     return FeatureEncoder(name, modality, model, str(folder), offline=False)
 
 
-def _torch_device(device: str) -> str:
+def torch_device(device: str) -> str:
     """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a user error."""
     import torch
 
@@ -270,7 +270,7 @@ def check_encoder_json(cache: FeatureCache, name: str, encoder: FeatureEncoder, 
 # Encoding one record.
 
 
-def _visual_frame_shape(encoder: FeatureEncoder, options: RunOptions) -> tuple[int, ...]:
+def visual_frame_shape(encoder: FeatureEncoder, options: RunOptions) -> tuple[int, ...]:
     """Shape of one frame's features (probed once with a blank crop for torch encoders)."""
     if encoder._frame_shape is None:
         if encoder.offline:
@@ -279,11 +279,13 @@ def _visual_frame_shape(encoder: FeatureEncoder, options: RunOptions) -> tuple[i
             from wildaffect.face.align import CROP_SIZE
 
             blank = np.zeros((1, CROP_SIZE, CROP_SIZE, 3), np.uint8)
-            encoder._frame_shape = _run_visual(encoder, blank, options).shape[1:]
+            encoder._frame_shape = run_visual_encoder(encoder, blank, options).shape[1:]
     return encoder._frame_shape
 
 
-def _run_visual(encoder: FeatureEncoder, crops: np.ndarray, options: RunOptions) -> np.ndarray:
+def run_visual_encoder(
+    encoder: FeatureEncoder, crops: np.ndarray, options: RunOptions
+) -> np.ndarray:
     """crops: (B, 224, 224, 3) uint8 -> (B, h, w, D) float32 patch grid (or (B, D) CLS)."""
     import torch
 
@@ -331,7 +333,7 @@ def encode_visual(
     faces = np.flatnonzero(has_face)  # frames without a face stay zero
     for start in range(0, len(faces), options.batch_size):
         batch = faces[start : start + options.batch_size]
-        out[batch] = _run_visual(encoder, read_crops(cache, video, meta, batch), options)
+        out[batch] = run_visual_encoder(encoder, read_crops(cache, video, meta, batch), options)
         if on_frames is not None:
             on_frames(int(batch[-1]) + 1)
 
@@ -488,7 +490,7 @@ def extract_video(
         kept = "audio kept at 20 ms" if audio_encoder is not None else "no audio encoder"
         result.notes.append(f"record without frames: no visual features, {kept}")
     elif visual_encoder is not None and wanted(visual_encoder.name):
-        shape = (n_frames, *_visual_frame_shape(visual_encoder, options))
+        shape = (n_frames, *visual_frame_shape(visual_encoder, options))
         try:
             with feature_file(cache, visual_encoder.name, video, shape) as out:
                 encode_visual(
@@ -615,7 +617,7 @@ def extract_batch(
     if visual_encoder is None and audio_encoder is None:
         raise WildaffectError("nothing to extract: --visual and --audio are both none")
     torch_encoders = [e for e in (visual_encoder, audio_encoder) if e is not None and not e.offline]
-    run_device = _torch_device(device) if torch_encoders else "cpu"
+    run_device = torch_device(device) if torch_encoders else "cpu"
     for encoder in torch_encoders:
         encoder.model.to(run_device)
     options = RunOptions(batch_size=batch_size, device=run_device, dtype=dtype)

@@ -84,14 +84,14 @@ class Predictor:
     ) -> None:
         import torch
 
-        from wildaffect.extract import RunOptions, _torch_device, load_encoder
+        from wildaffect.extract import RunOptions, load_encoder, torch_device
         from wildaffect.models.package import load_any
 
         if dtype not in ("fp32", "bf16"):
             raise WildaffectError(f"--dtype must be fp32 or bf16, got {dtype!r}")
         if chunk_frames < 1:
             raise WildaffectError(f"--chunk-frames must be >= 1, got {chunk_frames}")
-        self.options = RunOptions(device=_torch_device(device), dtype=dtype)
+        self.options = RunOptions(device=torch_device(device), dtype=dtype)
         self.model, self.meta = load_any(model)
         self.model.to(self.options.device)
         self.config = self.model.config
@@ -235,7 +235,7 @@ class Predictor:
 
     def _visual_features(self, frames: FrameChunk) -> np.ndarray:
         """(T, ...) visual features; zeros for frames without a face."""
-        from wildaffect.extract import _run_visual, _visual_frame_shape
+        from wildaffect.extract import run_visual_encoder, visual_frame_shape
 
         encoder, n = self.visual_encoder, len(frames)
         if encoder.offline:
@@ -244,11 +244,11 @@ class Predictor:
                 return np.zeros((n, model.num_tokens, model.token_dim), np.float32)
             return model.encode(frames.landmarks68, frames.blendshapes, frames.pose,
                                 frames.crops, frames.has_face)  # (T, R, D)
-        out = np.zeros((n, *_visual_frame_shape(encoder, self.options)), np.float32)
+        out = np.zeros((n, *visual_frame_shape(encoder, self.options)), np.float32)
         faces = np.flatnonzero(frames.has_face)
         for start in range(0, len(faces), self.options.batch_size):
             batch = faces[start : start + self.options.batch_size]
-            out[batch] = _run_visual(encoder, frames.crops[batch], self.options)
+            out[batch] = run_visual_encoder(encoder, frames.crops[batch], self.options)
         return out
 
     def _inputs(
