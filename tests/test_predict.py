@@ -189,29 +189,39 @@ def test_va_from_expression_is_the_expected_class_position():
     np.testing.assert_allclose(va[1], np.asarray(CIRCUMPLEX["Sadness"]) / 2)
 
 
-def _faceless_video(source, out):
-    """Black frames at 25 fps with ``source``'s voice (PCM): a video in which no face is found."""
+def _write_video(images: list[np.ndarray], samples: np.ndarray | None, out, fps: int = 25):
+    """RGB frames (MPEG-4) and optional 16 kHz int16 mono audio (PCM) into ``out``."""
     import av
 
-    from wildaffect.io.media import read_audio
-
-    samples = (read_audio(source).samples * 32767).astype(np.int16)  # (N,) 16 kHz
     with av.open(str(out), "w") as container:
-        video = container.add_stream("mpeg4", rate=25)
-        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
-        audio = container.add_stream("pcm_s16le", rate=16_000, layout="mono")
-        for index in range(len(samples) * 25 // 16_000):
-            frame = av.VideoFrame.from_ndarray(np.zeros((120, 160, 3), np.uint8), format="rgb24")
+        video = container.add_stream("mpeg4", rate=fps)
+        video.height, video.width = images[0].shape[:2]
+        video.pix_fmt = "yuv420p"
+        audio = None
+        if samples is not None:
+            audio = container.add_stream("pcm_s16le", rate=16_000, layout="mono")
+        for index, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = index
             container.mux(video.encode(frame))
-        for offset in range(0, len(samples), 1024):
+        for offset in range(0, 0 if samples is None else len(samples), 1024):
             block = samples[offset : offset + 1024]
             frame = av.AudioFrame.from_ndarray(block[None], format="s16", layout="mono")
             frame.sample_rate, frame.pts = 16_000, offset
             container.mux(audio.encode(frame))
         container.mux(video.encode(None))
-        container.mux(audio.encode(None))
+        if audio is not None:
+            container.mux(audio.encode(None))
     return out
+
+
+def _faceless_video(source, out):
+    """Black frames at 25 fps with ``source``'s voice: a video in which no face is found."""
+    from wildaffect.io.media import read_audio
+
+    samples = (read_audio(source).samples * 32767).astype(np.int16)  # (N,) 16 kHz
+    black = [np.zeros((120, 160, 3), np.uint8)] * (len(samples) * 25 // 16_000)
+    return _write_video(black, samples, out)
 
 
 def test_a_video_without_any_face_is_predicted_from_its_voice(package, fixtures_dir, tmp_path):
@@ -224,3 +234,22 @@ def test_a_video_without_any_face_is_predicted_from_its_voice(package, fixtures_
     assert (table[FACE] == 0).all() and table[list(EXPR_NAMES)].notna().all(axis=None)
     meta = json.loads((tmp_path / "out" / "dark.meta.json").read_text())
     assert meta["audio_only"] and "voice" in meta["notes"][-1]
+
+
+def test_a_face_appearing_mid_clip_leaves_empty_rows_or_interpolated_ones(package, fixtures_dir,
+                                                                         tmp_path):
+    from wildaffect.predict.predictor import Predictor
+
+    images = [f.image for f in iter_frames(fixtures_dir / "media" / "1001_DFA_HAP_XX.flv")][:20]
+    video = _write_video([np.zeros_like(images[0])] * 10 + images, None, tmp_path / "late.mkv")
+    plain = Predictor(package, chunk_frames=8).predict(video)
+    filled = Predictor(package, chunk_frames=8, interpolate=True).predict(video)
+    assert len(plain) == len(filled) == 30
+    assert plain[FACE].tolist() == [0] * 10 + [1] * 20
+    assert plain.loc[:9, list(AU_NAMES) + list(EXPR_NAMES)].isna().all(axis=None)
+    assert plain.loc[:9, "expression"].isna().all()
+    # Before the first face, --interpolate holds the first face frame's values.
+    first = plain.loc[10, list(EXPR_NAMES) + list(AU_NAMES)].to_numpy(float)
+    for row in range(10):
+        np.testing.assert_allclose(filled.loc[row, list(EXPR_NAMES) + list(AU_NAMES)].to_numpy(float), first)
+    pd.testing.assert_frame_equal(filled.loc[10:], plain.loc[10:])

@@ -43,7 +43,7 @@ def build_rows(
     for names, values in ((AU_NAMES, au), (EXPR_NAMES, expr)):
         for k, name in enumerate(names):
             data[name] = values[:, k].astype(np.float64)
-    data[EXPRESSION] = expression_names(expr)
+    data[EXPRESSION] = pd.Series(expression_names(expr), dtype=object)
     for k, name in enumerate(VA_NAMES):
         data[name] = va[:, k].astype(np.float64)
     return pd.DataFrame(data, columns=list(COLUMNS))
@@ -92,7 +92,7 @@ class GapFiller:
         if self._anchor is not None:
             for name in VALUE_COLUMNS:
                 rows[name] = self._anchor[name]
-            rows[EXPRESSION] = self._anchor[EXPRESSION]
+            rows[EXPRESSION] = _as_column(np.full(len(rows), self._anchor[EXPRESSION]), rows)
         return rows
 
     def _fill(self, rows: pd.DataFrame) -> pd.DataFrame:
@@ -110,5 +110,10 @@ class GapFiller:
             filled = filled.iloc[1:]
         for name in VALUE_COLUMNS:
             rows[name] = filled[name].to_numpy()
-        rows[EXPRESSION] = expression_names(rows[list(EXPR_NAMES)].to_numpy())
+        rows[EXPRESSION] = _as_column(expression_names(rows[list(EXPR_NAMES)].to_numpy()), rows)
         return rows
+
+
+def _as_column(names: np.ndarray, rows: pd.DataFrame) -> pd.Series:
+    """The expression column as plain objects (None where empty), whatever pandas infers."""
+    return pd.Series(names, index=rows.index, dtype=object)

@@ -12,25 +12,16 @@ import numpy as np
 import pandas as pd
 
 from wildaffect.errors import WildaffectError
-from wildaffect.labels import AU_NAMES, EXPR_NAMES, VA_NAMES
+from wildaffect.labels import AU_NAMES, EXPR_NAMES
+from wildaffect.predict.table import COLUMNS
 
-#: The columns of a prediction table, in order.
-PREDICTION_COLUMNS: tuple[str, ...] = (
-    "frame",
-    "time_s",
-    "face",
-    *AU_NAMES,
-    *EXPR_NAMES,
-    "expression",
-    *VA_NAMES,
-)
 #: An AU counts as active at or above this probability (the ABAW default threshold).
 AU_ACTIVE = 0.5
 
 
 def check_table(table: pd.DataFrame) -> None:
     """Raise a one-line error when columns the report needs are missing."""
-    missing = [name for name in PREDICTION_COLUMNS if name not in table.columns]
+    missing = [name for name in COLUMNS if name not in table.columns]
     if missing:
         raise WildaffectError(f"prediction table lacks the columns {', '.join(missing)}")
 
