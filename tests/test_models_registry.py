@@ -13,15 +13,23 @@ from wildaffect.models.config import ModelConfig
 from wildaffect.models.heads import n_outputs
 from wildaffect.models.registry import TABLE1_PRESETS, create_model, get_config, list_models
 
+SEED003_PRESETS = (
+    "va-grada-moe", "va-grada-reliability", "va-clip-ast-grid", "va-resnet-vggish-tcn",
+    "expr-vnaw", "clip-tcn-transformer", "maven", "mtl-mae-curriculum",
+)
+
 TINY = dict(
     d_visual=16, d_audio=8, d_model=16, d_token=8, d_inner=8, d_state=4, n_layers=1,
     hga_heads=2, xattn_heads=2, transformer_heads=2, xattn_window=2, dropout=0.0,
     tcn_dilations=(1, 2),
 )
 B, T, GRID = 2, 7, 4
+EXTRA_TINY = {"d_behaviour": 6, "d_text": 5}  # optional streams, shrunk when a preset has them
 
 
-def make_batch(config: ModelConfig, *, audio: bool = True, seed: int = 0) -> dict:
+def make_batch(
+    config: ModelConfig, *, audio: bool = True, extras: bool = True, seed: int = 0
+) -> dict:
     g = torch.Generator().manual_seed(seed)
     shape = {
         "grid": (B, T, GRID, GRID, config.d_visual),
@@ -40,12 +48,24 @@ def make_batch(config: ModelConfig, *, audio: bool = True, seed: int = 0) -> dic
         audio_mask[1, 4:] = False
         batch["audio"] = torch.randn(B, T, config.d_audio, generator=g)
         batch["audio_mask"] = audio_mask
+        batch["vad"] = torch.rand(B, T, generator=g)
+    for name, width in (("behaviour", "d_behaviour"), ("text", "d_text")):
+        if extras and getattr(config, width):
+            mask = torch.ones(B, T, dtype=torch.bool)
+            mask[1, :3] = False
+            values = torch.randn(B, T, getattr(config, width), generator=g)
+            values[~mask] = float("nan")  # must never leak from absent frames
+            batch[name], batch[f"{name}_mask"] = values, mask
     return batch
 
 
 def tiny(name: str, **overrides):
     torch.manual_seed(0)
-    return create_model(name, **{**TINY, **overrides})
+    preset = get_config(name)
+    extra = {k: v for k, v in EXTRA_TINY.items() if getattr(preset, k)}
+    if not preset.has_audio:
+        extra["d_audio"] = 0  # a visual-only preset stays visual-only
+    return create_model(name, **{**TINY, **extra, **overrides})
 
 
 def test_table1_rows_and_siblings_are_registered():
@@ -53,7 +73,7 @@ def test_table1_rows_and_siblings_are_registered():
     for name, _ in TABLE1_PRESETS:
         assert name in names
     for name in ("abaw-hga-transformer", "abaw-hga-mamba", "abaw8-convnext-whisper",
-                 "expr-dual-branch"):
+                 "expr-dual-branch", *SEED003_PRESETS):
         assert name in names
 
 
@@ -83,7 +103,7 @@ def test_preset_shapes_finite_and_gradients(name):
 @pytest.mark.parametrize("name", list_models())
 def test_preset_runs_without_audio_and_without_faces(name):
     model = tiny(name).eval()
-    batch = make_batch(model.config, audio=False)
+    batch = make_batch(model.config, audio=False, extras=False)
     batch["face_mask"][:] = False
     batch["visual"][:] = float("nan")
     out = model(batch).outputs
@@ -142,4 +162,49 @@ def test_visual_feature_mismatch_is_explained():
     batch = make_batch(model.config)
     batch["visual"] = batch["visual"][..., :5]
     with pytest.raises(ValueError, match="expects visual_input='grid'"):
+        model(batch)
+
+
+@pytest.mark.parametrize("name", SEED003_PRESETS)
+def test_seed003_presets_quote_their_seed_and_name_registered_encoders(name):
+    from wildaffect.encoders.registry import list_encoders
+
+    cfg = get_config(name)
+    assert "Seed 003" in cfg.description and '"' in cfg.description  # a quotation of the seed
+    assert cfg.visual_encoder in list_encoders("visual")
+    assert cfg.audio_encoder is None or cfg.audio_encoder in list_encoders("audio")
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("stream", ["vad", "behaviour", "text"])
+def test_optional_streams_change_the_outputs_where_present(stream):
+    name = {"vad": "va-grada-moe", "behaviour": "va-grada-reliability", "text": "maven"}[stream]
+    model = tiny(name).eval()
+    batch = make_batch(model.config)
+    before = model(batch).outputs[Task.VA]
+    changed = dict(batch)
+    if stream == "vad":
+        changed["vad"] = torch.zeros(B, T)  # silence everywhere: the audio is gated out
+    else:
+        changed[stream] = batch[stream] + 1.0
+    after = model(changed).outputs[Task.VA]
+    assert not torch.allclose(before, after)
+    dropped = {k: v for k, v in batch.items() if not k.startswith(stream)}
+    assert torch.isfinite(model(dropped).outputs[Task.VA]).all()  # the stream is optional
+
+
+def test_vad_gate_silences_the_audio_of_the_reliability_fusion():
+    model = tiny("va-grada-reliability", audio_segment=0).eval()
+    batch = make_batch(model.config, extras=False)
+    batch["vad"] = torch.zeros(B, T)
+    silent = model(batch).outputs[Task.VA]
+    batch["audio"] = torch.randn(B, T, model.config.d_audio)  # other audio, still no speech
+    torch.testing.assert_close(model(batch).outputs[Task.VA], silent)
+
+
+def test_extra_stream_width_mismatch_is_explained():
+    model = tiny("maven")
+    batch = make_batch(model.config)
+    batch["text"] = batch["text"][..., :2]
+    with pytest.raises(ValueError, match="text features"):
         model(batch)

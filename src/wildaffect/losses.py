@@ -1,4 +1,5 @@
-"""Training losses, each with masking of invalid labels: ASL, focal, BCE, CE, CCC, MSE.
+"""Training losses, each with masking of invalid labels: ASL, focal, BCE, CE, CCC, MSE, and the
+seed-003 siblings' V-NAW frame weighting (EXPR), VA-grid soft labels and polar VA (VA).
 
 Shapes: class/dimension axis LAST. Multi-label and regression losses take
 ``logits/preds: (B, ..., C)`` with ``targets: (B, ..., C)``; multi-class losses take
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 
 from wildaffect.errors import WildaffectError
 from wildaffect.labels import AU_INVALID, EXPR_INVALID, VA_INVALID, Task
+from wildaffect.models.va_space import GRID_SIGMA, grid_log_soft_labels, va_to_polar
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -277,6 +279,126 @@ def ccc_loss(
     return total if reduction == "sum" else total / has.sum().clamp(min=1).to(dtype)
 
 
+# --------------------------------------------------------------------------- seed 003 siblings
+
+
+def vnaw_loss(
+    logits: Tensor,
+    targets: Tensor,
+    mask: Tensor | None = None,
+    *,
+    sigma: float = 1.0,
+    base: str = "ce",
+    gamma: float = 2.0,
+    alpha: Tensor | None = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+) -> Tensor:
+    """Video-based noise-aware adaptive weighting of the frames in a clip (seed 003 ¶5, V-NAW).
+
+    Seed: "V-NAW [...] adaptively assigns importance to each frame in a clip to address label
+    ambiguity". Each frame's loss (``base``: "ce" or "focal") is weighted by a Gaussian of its
+    margin ``m = max_c z_c - z_y`` (0 when the label is the predicted class, large when the
+    model confidently disagrees with the label, the signature of an ambiguous or noisy label):
+    ``w = exp(-m^2 / (2 sigma^2))``, treated as a constant and rescaled to mean 1 over the valid
+    frames of each clip, so a clip's total weight is unchanged and only its frames compete.
+
+    logits: (B, L, C) clips (or (L, C): one clip); targets: (B, L) class ids or EXPR_INVALID.
+    """
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    bases = {"ce": masked_cross_entropy, "focal": focal_loss}
+    if base not in bases:
+        raise ValueError(f"base must be one of {', '.join(bases)}, got {base!r}")
+    options: dict[str, Any] = {"label_smoothing": label_smoothing}
+    if base == "focal":
+        options.update(gamma=gamma, alpha=alpha)
+    else:
+        options["weight"] = alpha
+    per_frame = bases[base](logits, targets, mask, reduction="none", **options)  # (B, L)
+    valid = _validity(targets, mask, EXPR_INVALID)
+    clips = per_frame.reshape(-1, per_frame.shape[-1]) if per_frame.dim() > 1 else per_frame[None]
+    valid2 = valid.reshape(clips.shape)
+    with torch.no_grad():
+        y = torch.where(valid, targets, torch.zeros_like(targets)).long()
+        target_logit = logits.gather(-1, y[..., None])[..., 0]
+        margin = (logits.amax(-1) - target_logit).reshape(clips.shape)  # (N, L) >= 0
+        w = torch.exp(-(margin.float() ** 2) / (2 * sigma**2)) * valid2
+        n_valid = valid2.sum(-1, keepdim=True).to(w.dtype)  # (N, 1)
+        w = w * n_valid / w.sum(-1, keepdim=True).clamp(min=1e-12)  # mean 1 per clip
+    weighted = (w.to(clips.dtype) * clips).reshape(per_frame.shape)
+    return _reduce(weighted, valid, reduction)
+
+
+def _frame_validity(targets: Tensor, mask: Tensor | None) -> Tensor:
+    """(B, ..., D) -> (B, ...) True where every dimension of the frame is valid."""
+    return _validity(targets, mask, VA_INVALID).all(dim=-1)
+
+
+def _ccc_plus(
+    preds: Tensor, targets: Tensor, mask: Tensor | None, term: Tensor, frames: Tensor,
+    weight: float, reduction: str,
+) -> Tensor:
+    """CCC loss plus ``weight`` times the per-frame ``term`` reduced over the valid frames."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum' for this VA loss, got {reduction!r}")
+    return ccc_loss(preds, targets, mask, reduction=reduction) + weight * _reduce(
+        term, frames, reduction
+    )
+
+
+def va_grid_loss(
+    preds: Tensor,
+    targets: Tensor,
+    mask: Tensor | None = None,
+    *,
+    sigma: float = GRID_SIGMA,
+    weight: float = 1.0,
+    reduction: str = "mean",
+) -> Tensor:
+    """CCC + distance-aware soft-label loss on the 3x3 VA grid (seed 003 ¶1).
+
+    The true (v, a) gives Gaussian soft labels ``q`` over the nine region centres; the
+    predicted (v, a) gives the same kernel distribution ``p``; the added term is
+    ``KL(q || p)`` per frame (0 for a perfect prediction), so a prediction is pulled towards
+    the right region with a penalty growing with the distance between regions rather than a
+    hard region class. preds, targets: (B, ..., 2); a frame counts where both are valid.
+    """
+    _same_shape(preds, targets, "preds", "targets")
+    frames = _frame_validity(targets, mask)
+    y = torch.where(frames[..., None], targets, torch.zeros_like(targets)).to(preds.dtype)
+    log_q = grid_log_soft_labels(y, sigma)
+    log_p = grid_log_soft_labels(preds, sigma)
+    kl = (log_q.exp() * (log_q - log_p)).sum(-1)  # (B, ...)
+    return _ccc_plus(preds, targets, mask, kl, frames, weight, reduction)
+
+
+def polar_va_loss(
+    preds: Tensor,
+    targets: Tensor,
+    mask: Tensor | None = None,
+    *,
+    weight: float = 1.0,
+    eps: float = 1e-6,
+    reduction: str = "mean",
+) -> Tensor:
+    """CCC + a loss on VA in polar form (seed 003 ¶8, MAVEN): angle and intensity.
+
+    Per frame ``(rho_p - rho_t)^2 + rho_t (1 - cos(theta_p - theta_t))``: the intensity error
+    plus the angular error, weighted by the true intensity because the angle of a neutral
+    (rho = 0) label is undefined. ``cos`` of the angle difference is computed from the dot
+    product, so there is no atan2 wrap-around and no NaN gradient at the origin.
+    """
+    _same_shape(preds, targets, "preds", "targets")
+    frames = _frame_validity(targets, mask)
+    y = torch.where(frames[..., None], targets, torch.zeros_like(targets)).to(preds.dtype)
+    _, rho_t = va_to_polar(y)
+    rho_p = torch.sqrt((preds**2).sum(-1) + eps**2)  # differentiable at 0
+    cos_diff = (preds * y).sum(-1) / (rho_p * rho_t).clamp(min=eps)
+    term = (rho_p - rho_t) ** 2 + rho_t * (1 - cos_diff)
+    return _ccc_plus(preds, targets, mask, term, frames, weight, reduction)
+
+
 # --------------------------------------------------------------------------- modules + factory
 
 
@@ -309,8 +431,8 @@ class MaskedLoss(nn.Module):
 #: Config names per task -> loss function. The first name of each task is its default.
 LOSSES: dict[Task, dict[str, Callable[..., Tensor]]] = {
     Task.AU: {"asl": asymmetric_loss, "bce": masked_bce_with_logits},
-    Task.EXPR: {"focal": focal_loss, "ce": masked_cross_entropy},
-    Task.VA: {"ccc": ccc_loss, "mse": masked_mse},
+    Task.EXPR: {"focal": focal_loss, "ce": masked_cross_entropy, "vnaw": vnaw_loss},
+    Task.VA: {"ccc": ccc_loss, "mse": masked_mse, "grid": va_grid_loss, "polar": polar_va_loss},
 }
 
 

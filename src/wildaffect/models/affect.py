@@ -2,7 +2,10 @@
 
 The flagship (seed 002) is ``HGA -> asymmetric cross-attention -> AG-SSM -> heads``; the
 Table 1 rows and the sibling systems switch blocks through :class:`ModelConfig`, so there is one
-implementation of each layer and no copy of the model per task.
+implementation of each layer and no copy of the model per task. Seed 003's siblings add
+optional streams (VAD speech probability, behaviour features, transcript embeddings), a
+temporal block per stream before fusion, segment pooling of the audio, fusions over several
+streams and other VA heads, all as configuration of this one class.
 """
 
 from __future__ import annotations
@@ -16,12 +19,56 @@ from torch import Tensor, nn
 from wildaffect.face.regions import DEFAULT_REGIONS
 from wildaffect.labels import Task
 from wildaffect.models.ag_ssm import AGSSM
-from wildaffect.models.config import ModelConfig
+from wildaffect.models.config import SEQUENCE_TEMPORALS, ModelConfig
 from wildaffect.models.heads import TaskHeads
 from wildaffect.models.hga import HGA, GlobalPool, RegionPool
 from wildaffect.models.layers.cross_attention import AsymmetricCrossAttention, ModalityDropout
-from wildaffect.models.layers.fusion import DualBranchFusion, TokenTransformerFusion
-from wildaffect.models.layers.temporal import TCN, TransformerTemporal
+from wildaffect.models.layers.fusion import DualBranchFusion, GatedFusion, TokenTransformerFusion
+from wildaffect.models.layers.multistream import (
+    DirectedMoEFusion,
+    MultiPathCrossAttention,
+    ReliabilityFusion,
+)
+from wildaffect.models.layers.pooling import SegmentStatsPool
+from wildaffect.models.layers.temporal import TCN, GRUTemporal, TCNTransformer, TransformerTemporal
+
+#: Optional frame-aligned streams beside visual and audio: name -> config width field.
+EXTRA_STREAMS = {"behaviour": "d_behaviour", "text": "d_text"}
+
+
+class _PlainSSM(nn.Module):
+    """The plain (not audio-guided) Mamba stack behind the ``forward(x, mask)`` interface."""
+
+    def __init__(self, ssm: AGSSM) -> None:
+        super().__init__()
+        self.ssm = ssm
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        if mask is not None:
+            x = x.masked_fill(~mask[..., None], 0.0)
+        y, _ = self.ssm(x)
+        return y if mask is None else y.masked_fill(~mask[..., None], 0.0)
+
+
+def sequence_block(kind: str, cfg: ModelConfig) -> nn.Module:
+    """A temporal block ``forward(x: (B, L, D), mask: (B, L) | None) -> (B, L, D)``."""
+    d = cfg.d_model
+    if kind == "tcn":
+        return TCN(d, cfg.tcn_kernel, cfg.tcn_dilations, cfg.dropout)
+    if kind == "transformer":
+        return TransformerTemporal(d, cfg.n_layers, cfg.transformer_heads, dropout=cfg.dropout)
+    if kind == "gru":
+        return GRUTemporal(d, cfg.n_layers, cfg.bidirectional, cfg.dropout)
+    if kind == "tcn_transformer":
+        return TCNTransformer(
+            d, cfg.tcn_kernel, cfg.tcn_dilations, cfg.n_layers, cfg.transformer_heads, cfg.dropout
+        )
+    if kind == "mamba":
+        return _PlainSSM(AGSSM(
+            d, d, cfg.n_layers, d_state=cfg.d_state, d_inner=cfg.d_inner,
+            bidirectional=cfg.bidirectional, audio_guided=False, dropout=cfg.dropout,
+        ))
+    raise ValueError(f"no sequence block {kind!r}")
 
 
 @dataclass
@@ -42,7 +89,10 @@ class AffectModel(nn.Module):
     - ``landmarks``: ``(B, T, 68, 2)`` in [0, 1] crop coordinates (HGA over a grid only);
     - ``face_mask``: ``(B, T)`` bool, False where no face was found (optional: all True);
     - ``audio``: ``(B, T, Da)`` frame-aligned features, and ``audio_mask`` ``(B, T)`` bool
-      (both optional: a missing audio stream is handled by every fusion).
+      (both optional: a missing audio stream is handled by every fusion);
+    - optional (seed 003): ``vad`` ``(B, T)`` speech probability in [0, 1];
+      ``behaviour`` ``(B, T, d_behaviour)`` / ``text`` ``(B, T, d_text)`` with
+      ``behaviour_mask`` / ``text_mask`` ``(B, T)`` bool; ``valid_mask`` ``(B, T)`` (padding).
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -64,8 +114,24 @@ class AffectModel(nn.Module):
         # Audio projected to the model width (zeros where audio is missing).
         if cfg.has_audio:
             self.audio_proj = nn.Linear(cfg.d_audio, d)
+            if cfg.audio_segment:
+                self.audio_pool = SegmentStatsPool(d, cfg.audio_segment)
+        for name, width in EXTRA_STREAMS.items():
+            if getattr(cfg, width):
+                setattr(self, f"{name}_proj", nn.Linear(getattr(cfg, width), d))
+        # Per-stream temporal blocks before fusion.
+        self.stream_temporal = nn.ModuleDict()
+        if cfg.modality_temporal != "none":
+            for name in ("visual", "audio", "text"):
+                if name == "visual" or (name == "audio" and cfg.has_audio) or (
+                    name == "text" and cfg.d_text
+                ):
+                    self.stream_temporal[name] = sequence_block(cfg.modality_temporal, cfg)
+        if cfg.d_behaviour and cfg.behaviour_temporal != "none":
+            self.stream_temporal["behaviour"] = sequence_block(cfg.behaviour_temporal, cfg)
         # Fusion.
-        if cfg.fusion == "asym_xattn":
+        streams = ("visual", "audio", *(n for n, w in EXTRA_STREAMS.items() if getattr(cfg, w)))
+        if cfg.fusion in ("asym_xattn", "gated_xattn", "xattn_concat"):
             self.cross_attention = AsymmetricCrossAttention(
                 d, d, d, cfg.xattn_heads, cfg.xattn_window, cfg.dropout
             )
@@ -78,6 +144,20 @@ class AffectModel(nn.Module):
             self.dual_branch = DualBranchFusion(
                 d, cfg.n_layers, cfg.transformer_heads, cfg.xattn_heads, cfg.dropout
             )
+        elif cfg.fusion == "moe":
+            self.moe = DirectedMoEFusion(d, streams, cfg.xattn_heads, cfg.xattn_window, cfg.dropout)
+        elif cfg.fusion == "reliability":
+            self.reliability = ReliabilityFusion(
+                d, streams[1:], cfg.xattn_heads, cfg.xattn_window, cfg.dropout
+            )
+        elif cfg.fusion == "maven":
+            self.maven = MultiPathCrossAttention(
+                d, streams, cfg.xattn_heads, cfg.xattn_window, cfg.dropout
+            )
+        if cfg.fusion == "gated_xattn":
+            self.gated = GatedFusion(d)
+        elif cfg.fusion == "xattn_concat":
+            self.xattn_concat_proj = nn.Linear(2 * d + 1, d)
         self.modality_dropout = ModalityDropout(*cfg.modality_dropout)
         # Temporal.
         if cfg.temporal in ("ag_ssm", "mamba"):
@@ -86,13 +166,11 @@ class AffectModel(nn.Module):
                 bidirectional=cfg.bidirectional, audio_guided=cfg.temporal == "ag_ssm"
                 and cfg.has_audio, dropout=cfg.dropout,
             )
-        elif cfg.temporal == "tcn":
-            self.temporal = TCN(d, cfg.tcn_kernel, cfg.tcn_dilations, cfg.dropout)
-        elif cfg.temporal == "transformer":
-            self.temporal = TransformerTemporal(
-                d, cfg.n_layers, cfg.transformer_heads, dropout=cfg.dropout
-            )
-        self.heads = TaskHeads(d, cfg.tasks, cfg.head_hidden, cfg.dropout)
+        elif cfg.temporal in SEQUENCE_TEMPORALS:
+            self.temporal = sequence_block(cfg.temporal, cfg)
+        self.heads = TaskHeads(
+            d, cfg.tasks, cfg.head_hidden, cfg.dropout, cfg.va_head, cfg.task_fusion
+        )
         if cfg.input_norm:
             # Identity until set_input_stats() stores the training set's statistics.
             shapes = {"visual": cfg.visual_frame_shape, "audio": (cfg.d_audio,)}
@@ -180,7 +258,39 @@ class AffectModel(nn.Module):
         if mask is None:
             mask = torch.ones(batch_size, length, dtype=torch.bool, device=like.device)
         audio = torch.where(mask[..., None], audio, audio.new_zeros(()))  # NaN-safe
-        return torch.where(mask[..., None], self.audio_proj(audio), like.new_zeros(())), mask
+        a = torch.where(mask[..., None], self.audio_proj(audio), like.new_zeros(()))
+        vad = batch.get("vad")
+        if self.config.vad_gate and vad is not None:
+            # Seed 003 ¶0's cross-modal filtering: non-speech frames fade out of the audio.
+            a = a * torch.where(mask, vad.to(a.dtype), a.new_zeros(()))[..., None]
+        if self.config.audio_segment:
+            a, mask = self.audio_pool(a, mask)
+        return a, mask
+
+    def encode_extras(self, batch: Mapping[str, Tensor], like: Tensor) -> dict[str, tuple]:
+        """The configured optional streams -> {name: ((B, T, d_model), (B, T) bool)}; an absent
+        one is zeros with an all-False mask."""
+        batch_size, length = like.shape[:2]
+        out = {}
+        for name, width in EXTRA_STREAMS.items():
+            dim = getattr(self.config, width)
+            if not dim:
+                continue
+            x = batch.get(name)
+            if x is None:
+                mask = torch.zeros(batch_size, length, dtype=torch.bool, device=like.device)
+                out[name] = (like.new_zeros(batch_size, length, self.config.d_model), mask)
+                continue
+            if x.shape != (batch_size, length, dim):
+                raise ValueError(f"{name} features {tuple(x.shape)} do not match the frames "
+                                 f"(B={batch_size}, T={length}) and {width}={dim}")
+            mask = batch.get(f"{name}_mask")
+            if mask is None:
+                mask = torch.ones(batch_size, length, dtype=torch.bool, device=like.device)
+            x = torch.where(mask[..., None], x, x.new_zeros(()))  # NaN-safe
+            projected = getattr(self, f"{name}_proj")(x)
+            out[name] = (torch.where(mask[..., None], projected, like.new_zeros(())), mask)
+        return out
 
     # -- forward ------------------------------------------------------------------------------
 
@@ -201,18 +311,26 @@ class AffectModel(nn.Module):
 
         v = self.encode_visual(batch, face_mask)  # (B, T, d)
         a, audio_mask = self.encode_audio(batch, v)  # (B, T, d), (B, T)
-        x, audio_for_ssm = self._fuse(v, a, face_mask, audio_mask)
+        streams = {"visual": (v, face_mask), "audio": (a, audio_mask),
+                   **self.encode_extras(batch, v)}
+        valid = batch.get("valid_mask")
+        for name, block in self.stream_temporal.items():  # each stream over time on its own
+            x_s, m_s = streams[name]
+            streams[name] = (torch.where(m_s[..., None], block(x_s, valid), x_s), m_s)
+        v, a = streams["visual"][0], streams["audio"][0]
+        x, audio_for_ssm = self._fuse(v, a, face_mask, audio_mask, streams, batch.get("vad"))
         new_state = None
         if cfg.temporal in ("ag_ssm", "mamba"):
             x, new_state = self.temporal(x, audio_for_ssm, audio_mask, state)
-        elif cfg.temporal in ("tcn", "transformer"):
+        elif cfg.temporal in SEQUENCE_TEMPORALS:
             if state is not None:
                 raise ValueError(f"temporal model {cfg.temporal!r} cannot carry state")
-            x = self.temporal(x, batch.get("valid_mask"))
+            x = self.temporal(x, valid)
         return ModelOutput(self.heads(x), new_state)
 
     def _fuse(
-        self, v: Tensor, a: Tensor, face_mask: Tensor, audio_mask: Tensor
+        self, v: Tensor, a: Tensor, face_mask: Tensor, audio_mask: Tensor,
+        streams: dict[str, tuple[Tensor, Tensor]] | None = None, vad: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """-> (sequence for the temporal model, audio stream for the AG-SSM's guidance)."""
         fusion, guided = self.config.fusion, self.config.temporal == "ag_ssm"
@@ -220,6 +338,21 @@ class AffectModel(nn.Module):
             return v, None
         if fusion == "none":  # audio reaches the model only through the AG-SSM's guidance
             return v, a
+        if fusion in ("gated_xattn", "xattn_concat"):
+            # A frame without a face still queries (its no-face vector), so audio carries it.
+            context = self.cross_attention(v, a, audio_mask, None)
+            if fusion == "gated_xattn":
+                return self.gated(v, context), None
+            flag = audio_mask[..., None].to(v.dtype)
+            return self.xattn_concat_proj(torch.cat([v, context, flag], dim=-1)), None
+        if fusion in ("moe", "reliability", "maven"):
+            streams = streams or {"visual": (v, face_mask), "audio": (a, audio_mask)}
+            if fusion == "moe":
+                return self.moe(streams), None
+            if fusion == "maven":
+                return self.maven(streams), None
+            quality = {"audio": vad} if vad is not None else None
+            return self.reliability(streams, quality), None
         if fusion == "asym_xattn":
             # Visual queries retrieve the audio context in a local window; the AG-SSM is guided
             # by the aligned audio plus that retrieved context, the other temporal models add it.

@@ -14,8 +14,21 @@ from wildaffect.labels import Task
 
 VisualInput = Literal["grid", "regions", "vector"]
 Spatial = Literal["hga", "gap"]
-Fusion = Literal["asym_xattn", "concat", "token_transformer", "dual_branch", "none"]
-Temporal = Literal["ag_ssm", "mamba", "tcn", "transformer", "none"]
+Fusion = Literal[
+    "asym_xattn", "concat", "token_transformer", "dual_branch", "none",
+    # seed 003 siblings: xattn then gated fusion (¶1), xattn then concatenation (¶4), directed
+    # cross-modal mixture of experts and reliability-aware fusion (¶0), six-path MAVEN (¶8)
+    "gated_xattn", "xattn_concat", "moe", "reliability", "maven",
+]
+Temporal = Literal["ag_ssm", "mamba", "tcn", "transformer", "gru", "tcn_transformer", "none"]
+#: Temporal blocks with the plain ``forward(x, mask)`` interface (usable per modality too).
+SEQUENCE_TEMPORALS = ("tcn", "transformer", "gru", "tcn_transformer")
+#: Fusions that need an audio stream.
+AUDIO_FUSIONS = (
+    "asym_xattn", "dual_branch", "token_transformer", "gated_xattn", "xattn_concat", "moe",
+    "reliability", "maven",
+)
+VAHead = Literal["tanh", "polar", "grid"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,9 @@ class ModelConfig:
     - ``"vector"``: one embedding per frame ``(B, T, d_visual)``.
 
     Audio is frame-aligned ``(B, T, d_audio)``; ``d_audio=0`` makes a visual-only model.
+    Optional extra streams, all frame-aligned and each allowed to be absent at run time:
+    ``vad`` ``(B, T)`` speech probability (with ``vad_gate``), ``behaviour``
+    ``(B, T, d_behaviour)`` and ``text`` ``(B, T, d_text)`` with their ``*_mask``.
     """
 
     name: str = "custom"
@@ -68,6 +84,21 @@ class ModelConfig:
     # Seed 000: drop one whole modality per training clip with these probabilities.
     modality_dropout: tuple[float, float] = (0.0, 0.0)  # (p_visual, p_audio)
     head_hidden: int | None = None
+    # -- seed 003 siblings --
+    # A temporal block per stream BEFORE fusion (one of SEQUENCE_TEMPORALS, or "none").
+    modality_temporal: Temporal = "none"
+    # > 0: audio replaced by attention-statistics pooling over segments of this many frames.
+    audio_segment: int = 0
+    # Gate the audio by the per-frame VAD speech probability (batch["vad"], when given).
+    vad_gate: bool = False
+    # Optional extra streams: pre-extracted behaviour features (and their own temporal block)
+    # and per-frame transcript embeddings; 0 = none.
+    d_behaviour: int = 0
+    behaviour_temporal: Temporal = "mamba"
+    d_text: int = 0
+    text_encoder: str | None = None
+    va_head: VAHead = "tanh"
+    task_fusion: bool = False  # every head reads the features of every task's branch
     # Standardise the inputs with statistics of the training set, stored in the model as
     # buffers (see AffectModel.set_input_stats), then clip to +-input_clip standard deviations.
     input_norm: bool = False
@@ -91,7 +122,7 @@ class ModelConfig:
             )
         if self.spatial == "hga" and self.visual_input == "vector":
             problems.append("HGA needs a patch grid or region tokens, not one vector per frame")
-        if self.fusion in ("asym_xattn", "dual_branch", "token_transformer") and not self.d_audio:
+        if self.fusion in AUDIO_FUSIONS and not self.d_audio:
             problems.append(f"fusion {self.fusion!r} needs audio (d_audio > 0)")
         if self.temporal == "ag_ssm" and self.fusion not in ("asym_xattn", "concat", "none"):
             problems.append("ag_ssm takes its audio from 'asym_xattn', 'concat' or 'none' fusion")
@@ -99,6 +130,16 @@ class ModelConfig:
             problems.append("audio would be unused: fusion 'none' with audio needs temporal 'ag_ssm'")
         if self.fusion == "dual_branch" and self.temporal != "none":
             problems.append("'dual_branch' fusion is its own temporal model: set temporal 'none'")
+        if self.modality_temporal not in ("none", *SEQUENCE_TEMPORALS):
+            problems.append(f"modality_temporal must be 'none' or one of {SEQUENCE_TEMPORALS}")
+        if self.behaviour_temporal not in ("none", "mamba", *SEQUENCE_TEMPORALS):
+            problems.append("behaviour_temporal must be 'none', 'mamba' or a sequence temporal")
+        if (self.d_behaviour or self.d_text) and self.fusion not in ("moe", "reliability", "maven"):
+            problems.append("behaviour/text streams need fusion 'moe', 'reliability' or 'maven'")
+        if self.fusion == "maven" and not self.d_text:
+            problems.append("fusion 'maven' needs a text stream (d_text > 0)")
+        if self.task_fusion and len(self.tasks) < 2:
+            problems.append("task_fusion needs two or more tasks")
         missing = [t.value for t in self.tasks if t.value not in self.losses]
         if missing:
             problems.append(f"no loss named for task(s) {', '.join(missing)}")
@@ -112,7 +153,11 @@ class ModelConfig:
     @property
     def streamable(self) -> bool:
         """True when the model can run chunk by chunk with carried state (causal SSM)."""
-        return self.temporal in ("ag_ssm", "mamba", "none") and not self.bidirectional
+        return (
+            self.temporal in ("ag_ssm", "mamba", "none") and not self.bidirectional
+            and self.modality_temporal == "none" and not self.audio_segment
+            and self.fusion not in ("gated_xattn", "xattn_concat", "moe", "reliability", "maven")
+        )
 
     def with_overrides(self, **overrides: Any) -> ModelConfig:
         known = {f.name for f in fields(self)}

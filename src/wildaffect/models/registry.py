@@ -2,7 +2,7 @@
 :class:`ModelConfig`, and one entry point, :func:`create_model`.
 
 The five rows of the paper's Table 1 (seed 002 §4.3) are presets, and so are the sibling
-systems (seeds 000 and 004) and the comparison temporal models. Widths are the encoders'
+systems (seeds 000, 003 and 004) and the comparison temporal models. Widths are the encoders'
 real ones; tests shrink them with overrides (``create_model(name, d_visual=16, ...)``).
 """
 
@@ -167,6 +167,182 @@ def expr_dual_branch() -> ModelConfig:
         name="expr-dual-branch", description=expr_dual_branch.__doc__, **_FM,
         tasks=(Task.EXPR,), spatial="gap", fusion="dual_branch", temporal="none",
         modality_dropout=(0.15, 0.15), losses={"EXPR": "focal"},
+    )
+
+
+# -- seed 003 siblings ------------------------------------------------------------------------
+# Encoders the papers name but the encoder registry does not have (GRADA, AST, ResNet, VGGish,
+# a face MAE, Qwen3-VL) are replaced by the nearest registered one, said in each docstring;
+# a preset only names what `wildaffect extract` can produce. Widths are the real ones.
+
+CLIP_B16_DIM = 768  # openai/clip-vit-base-patch16 vision tower
+WAVLM_BASE_PLUS_DIM = 768  # microsoft/wavlm-base-plus
+#: Hidden size of Qwen3-VL-4B-Instruct's language model: the behaviour features of seed 003 ¶0
+#: (no such model is bundled; the stream is an optional input, absent = ignored).
+QWEN3_VL_4B_DIM = 2560
+#: Per-frame transcript embeddings for MAVEN (a RoBERTa/BERT-base-sized text encoder).
+TEXT_BASE_DIM = 768
+#: Audio segments for attention-statistics pooling: 1 s at Aff-Wild2's 30 fps.
+AUDIO_SEGMENT_FRAMES = 30
+
+_GRADA: dict = {
+    "tasks": (Task.VA,), "visual_encoder": "clip-vit-b16", "d_visual": CLIP_B16_DIM,
+    "audio_encoder": "wavlm-large", "d_audio": WAVLM_LARGE_DIM, "spatial": "gap",
+    "modality_temporal": "transformer", "audio_segment": AUDIO_SEGMENT_FRAMES, "vad_gate": True,
+    "d_behaviour": QWEN3_VL_4B_DIM, "behaviour_temporal": "mamba", "temporal": "none",
+    "losses": {"VA": "ccc"},
+}
+
+
+@register_model
+def va_grada_moe() -> ModelConfig:
+    """Seed 003 ¶0 with the directed mixture-of-experts fusion: "The face modality relies on
+    GRADA-based frame-level embeddings and Transformer-based temporal regression. [...] Mamba is
+    used to model temporal dynamics across segments. The audio modality relies on WavLM-Large
+    with attention-statistics pooling and includes a cross-modal filtering stage to reduce the
+    influence of unreliable or non-speech segments. [...] a Directed Cross-Modal
+    Mixture-of-Experts Fusion Strategy that learns interactions between modalities with
+    adaptive weighting".
+
+    Face: CLIP ViT-B/16 frame embeddings stand in for GRADA (not in the encoder registry).
+    Audio: WavLM-L, attention-statistics pooled per 1 s segment, gated by the optional per-frame
+    VAD speech probability (``batch["vad"]``, silero-vad). Behaviour: optional pre-extracted
+    features per frame (``batch["behaviour"]``, e.g. from Qwen3-VL; none bundled) over a plain
+    Mamba. Each stream has its own temporal block before the fusion.
+    """
+    return ModelConfig(name="va-grada-moe", description=va_grada_moe.__doc__, fusion="moe",
+                       **_GRADA)
+
+
+@register_model
+def va_grada_reliability() -> ModelConfig:
+    """Seed 003 ¶0 with the other fusion: "a Reliability-Aware Audio-Visual Fusion Strategy that
+    combines visual features at the frame-level while using audio as complementary context".
+
+    Same streams as ``va-grada-moe``; each non-visual stream adds its windowed context to the
+    face frame scaled by a learned reliability in [0, 1] that also reads the VAD probability.
+    """
+    return ModelConfig(name="va-grada-reliability", description=va_grada_reliability.__doc__,
+                       fusion="reliability", **_GRADA)
+
+
+@register_model
+def va_clip_ast_grid() -> ModelConfig:
+    """Seed 003 ¶1: "we partition the VA space into a 3X3 grid, defining nine emotional regions,
+    each associated with distinct textual descriptions. [...] we employ a Gaussian kernel to
+    compute soft labels based on the Euclidean distance between the ground truth coordinates
+    and the region centers [...] a CLIP image encoder and an Audio Spectrogram Transformer (AST)
+    [...] temporally modeled via Gated Recurrent Units (GRUs) and integrated through a
+    hierarchical fusion scheme that sequentially combines cross-modal attention for alignment
+    and gated fusion for adaptive refinement."
+
+    Audio: the Whisper-base encoder (a Transformer over log-mel spectrograms) stands in for AST
+    (not in the encoder registry). VA head: learned region prompts (``GridVAHead``); loss: CCC +
+    KL to the Gaussian soft labels of the grid (``va_grid_loss``).
+    """
+    return ModelConfig(
+        name="va-clip-ast-grid", description=va_clip_ast_grid.__doc__, tasks=(Task.VA,),
+        visual_encoder="clip-vit-b16", d_visual=CLIP_B16_DIM,
+        audio_encoder="whisper-base", d_audio=WHISPER_BASE_DIM, spatial="gap",
+        modality_temporal="gru", fusion="gated_xattn", temporal="none", va_head="grid",
+        losses={"VA": "grid"},
+    )
+
+
+@register_model
+def va_resnet_vggish_tcn() -> ModelConfig:
+    """Seed 003 ¶4: "The visual branch uses a pre-trained ResNet model to extract spatial
+    features from facial images. The audio branches employ pre-trained VGG models to extract
+    VGGish and LogMel features [...] temporal modeling using Temporal Convolutional Networks
+    (TCNs). We then apply cross-modal attention mechanisms, where visual features interact with
+    audio features through query-key-value attention structures. Finally, the features are
+    concatenated and passed through a regression layer".
+
+    Visual: ConvNeXt-B (a CNN) stands in for ResNet; audio: the weight-free log-mel + eGeMAPS
+    frames stand in for VGGish/LogMel (neither VGG model is in the encoder registry).
+    """
+    return ModelConfig(
+        name="va-resnet-vggish-tcn", description=va_resnet_vggish_tcn.__doc__, tasks=(Task.VA,),
+        visual_encoder="convnext-base", d_visual=CONVNEXT_BASE_DIM,
+        audio_encoder="logmel-egemaps", d_audio=LOGMEL_EGEMAPS_DIM, spatial="gap",
+        modality_temporal="tcn", fusion="xattn_concat", temporal="none", losses={"VA": "ccc"},
+    )
+
+
+@register_model
+def expr_vnaw() -> ModelConfig:
+    """Seed 003 ¶5: "Video-based Noise-aware Adaptive Weighting (V-NAW), which adaptively
+    assigns importance to each frame in a clip to address label ambiguity [...] a simple and
+    effective augmentation strategy to reduce redundancy between consecutive frames".
+
+    Visual only (CLIP ViT-B/16 frames) with a temporal Transformer; EXPR trained with the
+    ``vnaw`` loss (Gaussian margin weights per frame, mean 1 per clip). The augmentation is
+    frame skipping when clips are built: ``ClipDataset(frame_step=...)``.
+    """
+    return ModelConfig(
+        name="expr-vnaw", description=expr_vnaw.__doc__, tasks=(Task.EXPR,),
+        visual_encoder="clip-vit-b16", d_visual=CLIP_B16_DIM, audio_encoder=None, d_audio=0,
+        spatial="gap", fusion="none", temporal="transformer", losses={"EXPR": "vnaw"},
+    )
+
+
+@register_model
+def clip_tcn_transformer() -> ModelConfig:
+    """Seed 003 ¶6: "fine-tuning the CLIP model with the aff-wild2 dataset [...] serves as an
+    efficient visual feature extractor [...] we incorporate Temporal Convolutional Network (TCN)
+    modules alongside Transformer Encoder modules", for VA, EXPR and AU.
+
+    CLIP ViT-B/16 frames (fine-tune it with the encoders' LoRA option), TCN then Transformer;
+    one head per task (train one or all with ``tasks``).
+    """
+    return ModelConfig(
+        name="clip-tcn-transformer", description=clip_tcn_transformer.__doc__,
+        tasks=(Task.VA, Task.EXPR, Task.AU), visual_encoder="clip-vit-b16",
+        d_visual=CLIP_B16_DIM, audio_encoder=None, d_audio=0, spatial="gap", fusion="none",
+        temporal="tcn_transformer", losses={"VA": "ccc", "EXPR": "ce", "AU": "bce"},
+    )
+
+
+@register_model
+def maven() -> ModelConfig:
+    """Seed 003 ¶8, MAVEN: "integrates visual, audio, and textual modalities via a
+    bi-directional cross-modal attention mechanism with six distinct attention pathways [...]
+    each modality representation is refined through weighted attention from other modalities,
+    followed by self-attention refinement through modality-specific encoders. Rather than
+    directly predicting valence-arousal values, MAVEN predicts emotions in a polar coordinate
+    form".
+
+    Visual CLIP ViT-B/16, audio WavLM-base+; text: per-frame transcript embeddings
+    (``batch["text"]``, ``d_text``; optional: without it the four audio-visual paths remain).
+    VA head: angle and intensity; loss: CCC + polar (``polar_va_loss``).
+    """
+    return ModelConfig(
+        name="maven", description=maven.__doc__, tasks=(Task.VA,),
+        visual_encoder="clip-vit-b16", d_visual=CLIP_B16_DIM,
+        audio_encoder="wavlm-base-plus", d_audio=WAVLM_BASE_PLUS_DIM, d_text=TEXT_BASE_DIM,
+        spatial="gap", fusion="maven", xattn_window=None, temporal="none", va_head="polar",
+        losses={"VA": "polar"},
+    )
+
+
+@register_model
+def mtl_mae_curriculum() -> ModelConfig:
+    """Seed 003 ¶9: "To attain high-quality facial features, we train a Masked-Auto Encoder [...]
+    We devise a temporal convergence module to capture the temporal information between video
+    frames [...] we explore the impact of sub-task joint training and feature fusion from
+    individual tasks [...] curriculum learning to transition the model from recognizing single
+    expressions to recognizing compound expressions".
+
+    Visual: ViT-B frames (the architecture of a ViT-B face MAE; no face MAE is registered).
+    Temporal convergence: a dilated TCN over a local window of frames, then a Transformer over
+    the sequence; AU + EXPR + VA heads with task feature fusion. The single -> compound
+    curriculum is a training schedule, not part of the model (see the issue note).
+    """
+    return ModelConfig(
+        name="mtl-mae-curriculum", description=mtl_mae_curriculum.__doc__,
+        tasks=(Task.AU, Task.EXPR, Task.VA), visual_encoder="vit-base", d_visual=VIT_BASE_DIM,
+        audio_encoder=None, d_audio=0, spatial="gap", fusion="none", temporal="tcn_transformer",
+        task_fusion=True, losses={"AU": "bce", "EXPR": "ce", "VA": "ccc"},
     )
 
 

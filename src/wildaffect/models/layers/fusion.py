@@ -1,5 +1,6 @@
 """Audio-visual fusion blocks of the sibling systems (the flagship's is the asymmetric
-cross-attention in :mod:`wildaffect.models.layers.cross_attention`).
+cross-attention in :mod:`wildaffect.models.layers.cross_attention`; fusions of more than two
+streams are in :mod:`wildaffect.models.layers.multistream`).
 
 Both are built from the shared layers: :class:`MultiHeadAttention` (safe softmax),
 :class:`AsymmetricCrossAttention` and :class:`TransformerTemporal`.
@@ -90,3 +91,17 @@ class DualBranchFusion(nn.Module):
         v_fused = v + self.visual_queries_audio(v, a, audio_mask, face_mask)
         a_fused = a + self.audio_queries_visual(a, v, face_mask, audio_mask)
         return masked_mean([v_fused, a_fused], [face_mask, audio_mask])
+
+
+class GatedFusion(nn.Module):
+    """Seed 003 ¶1: "gated fusion for adaptive refinement": per frame and channel,
+    ``g = sigmoid(W [x; y] + b)`` and ``out = g * x + (1 - g) * y``."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.gate = nn.Linear(2 * d_model, d_model)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """``x, y: (B, T, D)`` -> ``(B, T, D)``."""
+        g = torch.sigmoid(self.gate(torch.cat([x, y], dim=-1)))
+        return g * x + (1 - g) * y

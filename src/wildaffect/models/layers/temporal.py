@@ -1,7 +1,8 @@
-"""Baseline temporal models: a dilated TCN and a Transformer encoder.
+"""Baseline temporal models: a dilated TCN, a Transformer encoder, a GRU and TCN -> Transformer.
 
-The paper's Table 1 baseline uses a TCN; the seeds' siblings use Transformers. Both share the
-interface of the AG-SSM stack so presets can swap them:
+The paper's Table 1 baseline uses a TCN; the seeds' siblings use Transformers, GRUs (seed 003
+¶1) and a TCN followed by a Transformer (seed 003 ¶6). All share one interface so presets can
+swap them:
 
     forward(x: (B, L, D), mask: (B, L) bool, True = valid frame, or None) -> (B, L, D)
 """
@@ -138,3 +139,64 @@ class TransformerTemporal(nn.Module):
         if mask is not None:
             out = out.masked_fill(~mask.bool()[..., None], 0.0)
         return out
+
+
+class GRUTemporal(nn.Module):
+    """Residual (bi)directional GRU over time (seed 003 ¶1: "temporally modeled via Gated
+    Recurrent Units (GRUs)").
+
+    ``x + W [h_fwd; h_bwd]`` then LayerNorm. Padding is expected at the end of a clip (as the
+    collate function pads): the sequence is packed by its valid length, so padded frames never
+    reach the backward direction and get zero outputs.
+    """
+
+    def __init__(
+        self, d_model: int, n_layers: int = 1, bidirectional: bool = True, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.gru = nn.GRU(
+            d_model, d_model, n_layers, batch_first=True, bidirectional=bidirectional,
+            dropout=dropout if n_layers > 1 else 0.0,
+        )
+        self.proj = nn.Linear(d_model * (2 if bidirectional else 1), d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, L, D), mask: (B, L) True = valid (a prefix of each row) -> (B, L, D)."""
+        length = x.shape[1]
+        if mask is None:
+            h, _ = self.gru(x)  # (B, L, D * directions)
+        else:
+            lengths = mask.bool().sum(1).clamp(min=1).cpu()  # an empty row runs on frame 0
+            packed = nn.utils.rnn.pack_padded_sequence(
+                x, lengths, batch_first=True, enforce_sorted=False
+            )
+            out, _ = self.gru(packed)
+            h, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=length)
+        y = self.norm(x + self.dropout(self.proj(h)))
+        if mask is not None:
+            y = y.masked_fill(~mask.bool()[..., None], 0.0)
+        return y
+
+
+class TCNTransformer(nn.Module):
+    """Seed 003 ¶6: "Temporal Convolutional Network (TCN) modules alongside Transformer Encoder
+    modules": local dynamics from the dilated TCN, then global context from the Transformer."""
+
+    def __init__(
+        self,
+        d_model: int,
+        kernel_size: int = 3,
+        dilations: tuple[int, ...] = (1, 2, 4, 8),
+        n_layers: int = 2,
+        n_heads: int = 4,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.tcn = TCN(d_model, kernel_size, dilations, dropout)
+        self.transformer = TransformerTemporal(d_model, n_layers, n_heads, dropout=dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, L, D), mask: (B, L) True = valid -> (B, L, D)."""
+        return self.transformer(self.tcn(x, mask), mask)
