@@ -11,8 +11,10 @@ from wildaffect.data.cache import FeatureCache
 from wildaffect.data.synth import (
     AUDIO_ENCODER,
     AUDIO_LED_AUS,
+    AUDIO_ONLY_AMPLITUDE,
     CUE_FRAMES,
     VISUAL_ENCODER,
+    WEAK_AMPLITUDE,
     au_region_cells,
     audio_lead_frames,
     expression_from_aus,
@@ -101,3 +103,42 @@ def test_expression_rules():
         expression_from_aus(aus),
         [EXPR_NAMES.index("Happiness"), EXPR_NAMES.index("Disgust"), EXPR_NAMES.index("Neutral")],
     )
+
+
+def test_audio_only_variant_removes_only_the_audio_led_visual_evidence(synth, tmp_path):
+    """Same seed, ``audio_led_amplitude=0``: identical labels and audio; the patch grids lose
+    the evidence in the audio-led AUs' regions on their active frames, and every change lies
+    along the two audio-led directions (their distractors go too, nothing else changes)."""
+    variant = make_synthetic_dataset(tmp_path, 3, 1, 300, grid=8, d_visual=16, d_audio=16,
+                                     seed=1, audio_led_amplitude=AUDIO_ONLY_AMPLITUDE)
+    assert variant.audio_led_amplitude == AUDIO_ONLY_AMPLITUDE
+    assert synth.audio_led_amplitude == WEAK_AMPLITUDE
+    base_cache, var_cache = FeatureCache(synth.cache_dir), FeatureCache(variant.cache_dir)
+    led = [AU_NAMES.index(name) for name in AUDIO_LED_AUS]
+    changes = []
+    for video in synth.videos[SPLITS[0]] + synth.videos[SPLITS[1]]:
+        for task in Task:
+            np.testing.assert_array_equal(variant.labels[(task, video)],
+                                          synth.labels[(task, video)])
+        np.testing.assert_array_equal(var_cache.read_features(AUDIO_ENCODER, video),
+                                      base_cache.read_features(AUDIO_ENCODER, video))
+        diff = (base_cache.read_features(VISUAL_ENCODER, video).astype(np.float64)
+                - var_cache.read_features(VISUAL_ENCODER, video)).reshape(300, 64, 16)
+        changed = np.abs(diff).max(axis=2) > 0  # (T, 64); equal inputs store equal float16
+        face = base_cache.read_array(video, "has_face")
+        cells = au_region_cells(np.nan_to_num(base_cache.read_array(video, "landmarks68")), 8)
+        active = face[:, None] & (synth.labels[(Task.AU, video)][:, led] == 1)  # (T, 2)
+        in_region = (cells[:, led] & active[..., None]).any(axis=1)  # (T, 64)
+        assert in_region.any() and changed[in_region].all()
+        assert not changed[~face].any()
+        changes.append(diff[changed])  # (N, 16)
+    changes = np.concatenate(changes)
+    assert len(changes) > 100
+    singular = np.linalg.svd(changes, compute_uv=False)
+    # Rank 2 up to float16 storage: the two audio-led directions only.
+    assert singular[2] < 0.01 * singular[0]
+
+
+def test_negative_audio_led_amplitude_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="audio_led_amplitude"):
+        make_synthetic_dataset(tmp_path, 1, 1, 300, audio_led_amplitude=-0.1)

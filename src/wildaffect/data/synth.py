@@ -29,7 +29,10 @@ Generative process (per video, all from one seeded generator):
    ``lead`` frames BEFORE each onset, with ``lead`` greater than the receptive field of the
    presets' TCN (:func:`audio_lead_frames`); their visual evidence is weak
    (:data:`WEAK_AMPLITUDE`), so the audio cue matters and only a model with a long memory
-   can use it. The rest of the audio is Gaussian noise.
+   can use it. The rest of the audio is Gaussian noise. ``audio_led_amplitude`` sets that
+   visual amplitude: ``0`` (the "audio-only" variant, :data:`AUDIO_ONLY_AMPLITUDE`) removes
+   their visual evidence, so only the audio cue predicts their onsets (and nothing but the
+   episode-length prior their offsets).
 5. **EXPR and VA follow the AUs** (so multi-task training has a known answer too), frame by
    frame, see :func:`expression_from_aus` and :func:`valence_arousal_from_aus`.
 """
@@ -62,6 +65,8 @@ AUDIO_LED_AUS: tuple[str, ...] = ("AU12", "AU25")
 #: Amplitude of the visual evidence: normal AUs / audio-led AUs (noise std is 1).
 STRONG_AMPLITUDE = 1.0
 WEAK_AMPLITUDE = 0.3
+#: ``audio_led_amplitude`` of the variant where the audio-led AUs have no visual evidence.
+AUDIO_ONLY_AMPLITUDE = 0.0
 AUDIO_CUE_AMPLITUDE = 2.0
 CUE_FRAMES = 8
 #: Episode lengths (frames): on episodes and the off gaps between them.
@@ -83,13 +88,15 @@ def audio_lead_frames() -> int:
 
 @dataclass
 class SyntheticDataset:
-    """What :func:`make_synthetic_dataset` wrote (labels as ``VideoLabels`` shapes, markers kept)."""
+    """What :func:`make_synthetic_dataset` wrote (labels as ``VideoLabels`` shapes, invalid
+    markers kept)."""
 
     root: Path
     cache_dir: Path
     videos: dict[str, list[str]]  # split -> video names
     n_frames: int
     lead_frames: int
+    audio_led_amplitude: float
     labels: dict[tuple[Task, str], np.ndarray] = field(default_factory=dict)  # (task, video)
 
 
@@ -213,7 +220,7 @@ def au_region_cells(landmarks: np.ndarray, grid: int) -> np.ndarray:
     from wildaffect.models.config import ModelConfig
     from wildaffect.models.hga import landmarks_to_region_masks
 
-    regions = {name: idx for name, idx in AU_REGIONS.items()}
+    regions = dict(AU_REGIONS)
     if [name.split("_")[0] for name in regions] != list(AU_NAMES):
         raise RuntimeError("AU_REGIONS must list one region per AU in AU_NAMES order")
     masks = landmarks_to_region_masks(
@@ -284,10 +291,17 @@ def make_synthetic_dataset(
     d_visual: int = 32,
     d_audio: int = 16,
     seed: int = 0,
+    audio_led_amplitude: float = WEAK_AMPLITUDE,
 ) -> SyntheticDataset:
-    """Write the synthetic ABAW tree and its feature cache under ``out`` (module docstring)."""
+    """Write the synthetic ABAW tree and its feature cache under ``out`` (module docstring).
+
+    ``audio_led_amplitude`` is the visual evidence of :data:`AUDIO_LED_AUS` (noise std 1);
+    the random draws do not depend on it, so two datasets of one seed differ only there.
+    """
     if n_train_videos < 1 or n_val_videos < 1:
         raise ValueError("need at least one training and one validation video")
+    if audio_led_amplitude < 0:
+        raise ValueError(f"audio_led_amplitude must be >= 0, got {audio_led_amplitude}")
     lead = audio_lead_frames()
     if n_frames < lead + EPISODE_FRAMES[1]:
         raise ValueError(f"n_frames must be >= {lead + EPISODE_FRAMES[1]} (audio lead + episode)")
@@ -298,14 +312,14 @@ def make_synthetic_dataset(
     visual_dirs = _unit_directions(len(AU_NAMES), d_visual, rng) / np.sqrt(d_visual) * 2.0
     audio_dirs = _unit_directions(len(AUDIO_LED_AUS), d_audio, rng) / np.sqrt(d_audio) * 2.0
     amplitudes = np.array(
-        [WEAK_AMPLITUDE if n in AUDIO_LED_AUS else STRONG_AMPLITUDE for n in AU_NAMES]
+        [audio_led_amplitude if n in AUDIO_LED_AUS else STRONG_AMPLITUDE for n in AU_NAMES]
     )
     videos = {
         SPLITS[0]: [f"synth-train-{i:03d}" for i in range(n_train_videos)],
         SPLITS[1]: [f"synth-val-{i:03d}" for i in range(n_val_videos)],
     }
     cache = FeatureCache(root / CACHE_DIR)
-    result = SyntheticDataset(root, cache.root, videos, n_frames, lead)
+    result = SyntheticDataset(root, cache.root, videos, n_frames, lead, audio_led_amplitude)
     for split, names in videos.items():
         for video in names:
             aus = au_episodes(n_frames, rng)
@@ -339,14 +353,15 @@ def make_synthetic_dataset(
                 result.labels[(task, video)] = values
     cache.write_manifest(
         {"synthetic": {"seed": seed, "lead_frames": lead, "audio_led_aus": list(AUDIO_LED_AUS),
+                       "audio_led_amplitude": audio_led_amplitude,
                        "grid": grid, "d_visual": d_visual, "d_audio": d_audio}}
     )
     return result
 
 
 __all__ = [
-    "AUDIO_ENCODER", "AUDIO_LED_AUS", "VISUAL_ENCODER", "SyntheticDataset", "au_episodes",
-    "audio_lead_frames", "expression_from_aus", "make_synthetic_dataset",
-    "valence_arousal_from_aus",
+    "AUDIO_ENCODER", "AUDIO_LED_AUS", "AUDIO_ONLY_AMPLITUDE", "VISUAL_ENCODER", "WEAK_AMPLITUDE",
+    "SyntheticDataset", "au_episodes", "audio_lead_frames", "expression_from_aus",
+    "make_synthetic_dataset", "valence_arousal_from_aus",
 ]
 
