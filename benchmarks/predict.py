@@ -315,6 +315,11 @@ def print_table(results: dict) -> None:
         f"(target <= 1.20: {'met' if ratio <= 1.2 else 'NOT met'}); "
         f"growth above the baseline: {length['growth_ratio_above_baseline']:.2f}x"
     )
+    if length["x1"]["frames"] < results["chunk_frames"]:
+        print(f"note: the x1 clip ({length['x1']['frames']} frames) is shorter than one chunk "
+              f"({results['chunk_frames']} frames): x{LONG_REPEATS} holds full chunks, x1 never "
+              "does; use --chunk-frames below the clip's length to see growth with length "
+              "alone")  # fmt: skip
 
 
 if __name__ == "__main__":
