@@ -40,37 +40,50 @@ class FrameChunk:
 
 
 class _ChunkBuilder:
-    def __init__(self) -> None:
-        self.rows: list = []
+    """Collects what a chunk needs from each frame, dropping the decoded picture at once
+    (holding 256 full frames would cost 50-170 MiB more for nothing)."""
+
+    def __init__(self, chunk_frames: int) -> None:
+        self.capacity = chunk_frames
+        self._reset()
+
+    def _reset(self) -> None:
+        n, nan = self.capacity, np.float32(np.nan)
+        self.times: list[float] = []
+        self.has_face = np.zeros(n, bool)
+        self.landmarks68 = np.full((n, 68, 2), nan, np.float32)
+        self.landmarks68_px = np.full((n, 68, 2), nan, np.float32)
+        self.blendshapes = np.full((n, 52), nan, np.float32)
+        self.pose = np.full((n, 4, 4), nan, np.float32)
+        self.bbox = np.full((n, 4), nan, np.float32)
+        self.crops = np.zeros((n, CROP_SIZE, CROP_SIZE, 3), np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.times)
 
     def add(self, frame) -> None:
-        self.rows.append(frame)
+        i = len(self.times)
+        self.times.append(frame.time_s)
+        if frame.face is not None:
+            self.has_face[i] = True
+            self.landmarks68[i] = frame.aligned.landmarks68_norm
+            self.landmarks68_px[i] = frame.points68_px
+            self.blendshapes[i] = frame.face.blendshapes
+            self.pose[i] = frame.face.pose
+            self.bbox[i] = frame.face.bbox
+            self.crops[i] = frame.aligned.crop
 
-    def build(self, first_index: int, ends: np.ndarray) -> FrameChunk:
-        n = len(self.rows)
-        nan = np.float32(np.nan)
+    def build(self, first_index: int, next_time: float | None, last_duration: float) -> FrameChunk:
+        """The chunk; its last frame ends at ``next_time`` (None: + ``last_duration``)."""
+        n = len(self.times)
+        times = np.asarray(self.times, np.float64)
+        end = next_time if next_time is not None else times[-1] + last_duration
         chunk = FrameChunk(
-            first_index=first_index,
-            times=np.array([f.time_s for f in self.rows], np.float64),
-            ends=ends,
-            has_face=np.array([f.face is not None for f in self.rows], bool),
-            landmarks68=np.full((n, 68, 2), nan, np.float32),
-            landmarks68_px=np.full((n, 68, 2), nan, np.float32),
-            blendshapes=np.full((n, 52), nan, np.float32),
-            pose=np.full((n, 4, 4), nan, np.float32),
-            bbox=np.full((n, 4), nan, np.float32),
-            crops=np.zeros((n, CROP_SIZE, CROP_SIZE, 3), np.uint8),
+            first_index, times, np.append(times[1:], end), self.has_face[:n],
+            self.landmarks68[:n], self.landmarks68_px[:n], self.blendshapes[:n], self.pose[:n],
+            self.bbox[:n], self.crops[:n],
         )
-        for i, f in enumerate(self.rows):
-            if f.face is None:
-                continue
-            chunk.landmarks68[i] = f.aligned.landmarks68_norm
-            chunk.landmarks68_px[i] = f.points68_px
-            chunk.blendshapes[i] = f.face.blendshapes
-            chunk.pose[i] = f.face.pose
-            chunk.bbox[i] = f.face.bbox
-            chunk.crops[i] = f.aligned.crop
-        self.rows = []
+        self._reset()
         return chunk
 
 
@@ -90,22 +103,19 @@ def iter_frame_chunks(
 
     if chunk_frames < 1:
         raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
-    builder, durations = _ChunkBuilder(), []
+    builder, durations = _ChunkBuilder(chunk_frames), []
     first_index, previous_time = 0, None
     for frame in iter_face_frames(path, face_model, timings):
         if previous_time is not None:
             durations.append(frame.time_s - previous_time)
-        if len(builder.rows) == chunk_frames:
-            times = [f.time_s for f in builder.rows]
-            ends = np.array([*times[1:], frame.time_s], np.float64)
-            yield builder.build(first_index, ends)
+        if len(builder) == chunk_frames:
+            yield builder.build(first_index, frame.time_s, 0.0)
             first_index += chunk_frames
         builder.add(frame)
         previous_time = frame.time_s
-    if builder.rows:
-        times = [f.time_s for f in builder.rows]
+    if len(builder):
         last = float(np.median(durations)) if durations else AUDIO_HOP_S
-        yield builder.build(first_index, np.array([*times[1:], times[-1] + last], np.float64))
+        yield builder.build(first_index, None, last)
 
 
 def audio_only_chunk(first_index: int, n_frames: int) -> FrameChunk:
