@@ -16,15 +16,21 @@ def synth(
     d_visual: int = typer.Option(32, "--d-visual", min=2),
     d_audio: int = typer.Option(16, "--d-audio", min=2),
     seed: int = typer.Option(0, "--seed"),
+    audio_led_amplitude: float | None = typer.Option(
+        None, "--audio-led-amplitude", min=0.0,
+        help="Visual evidence of the audio-led AUs (AU12, AU25); default: weak; "
+        "0: only their audio cue predicts their onsets.",
+    ),
 ) -> None:
     """Write a synthetic ABAW dataset with cached features where the answer is known."""
     from wildaffect.data.synth import AUDIO_ENCODER, VISUAL_ENCODER, make_synthetic_dataset
     from wildaffect.errors import WildaffectError
 
     n_val = max(1, videos // 4)
+    variant = {} if audio_led_amplitude is None else {"audio_led_amplitude": audio_led_amplitude}
     try:
         result = make_synthetic_dataset(out, videos - n_val, n_val, frames, grid=grid,
-                                        d_visual=d_visual, d_audio=d_audio, seed=seed)
+                                        d_visual=d_visual, d_audio=d_audio, seed=seed, **variant)
     except ValueError as err:
         raise WildaffectError(str(err)) from None
     typer.echo(
