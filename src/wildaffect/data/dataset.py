@@ -147,15 +147,17 @@ class _CacheReader:
             self._open[video] = arrays
         return self._open[source.video]
 
-    def read(self, source: VideoSource, start: int, length: int) -> dict[str, Any]:
-        """Frames ``[start, start + length)`` of ``source``, padded past its end."""
+    def read(self, source: VideoSource, start: int, length: int, step: int = 1) -> dict[str, Any]:
+        """``length`` frames of ``source`` from ``start``, every ``step``-th frame (1: consecutive),
+        padded past its end."""
         arrays = self._arrays(source)
-        stop = min(start + length, source.n_frames)
-        n = stop - start
+        stop = min(start + length * step, source.n_frames)
+        n = len(range(start, stop, step))
+        rows = slice(start, stop, step)
 
         def padded(array: np.ndarray, fill: float = 0.0, dtype: Any = np.float32) -> np.ndarray:
             out = np.full((length, *array.shape[1:]), fill, dtype=dtype)
-            out[:n] = array[start:stop]
+            out[:n] = array[rows]
             return out
 
         visual = padded(arrays["visual"])
@@ -186,8 +188,8 @@ class _CacheReader:
             values, mask = _empty_labels(task, length)
             if task in source.labels:
                 vl = source.labels[task]
-                values[:n] = vl.values[start:stop]
-                mask[:n] = vl.valid[start:stop]
+                values[:n] = vl.values[rows]
+                mask[:n] = vl.valid[rows]
             labels[task.value] = torch.from_numpy(values)
             masks[task.value] = torch.from_numpy(mask)
         item["labels"], item["label_mask"] = labels, masks
@@ -237,7 +239,14 @@ class _BaseDataset(Dataset):
 
 class ClipDataset(_BaseDataset):
     """Clips of ``clip_len`` frames every ``stride`` frames; the last clip of a video is
-    padded (``valid_mask`` False) so that every frame is in at least one clip."""
+    padded (``valid_mask`` False) so that every frame is in at least one clip.
+
+    ``frame_step > 1`` is seed 003 ¶5's augmentation "to reduce redundancy between consecutive
+    frames" (frame skipping): each clip reads every s-th frame from its start, s drawn from
+    1..frame_step. The draw is a function of (``step_seed``, epoch, clip index) only, not of
+    any RNG state, so resuming mid-epoch sees the same clips; :meth:`set_epoch` changes the
+    draws between epochs (epoch 0 until it is called).
+    """
 
     def __init__(
         self,
@@ -249,9 +258,14 @@ class ClipDataset(_BaseDataset):
         audio_encoder: str | None = None,
         clip_len: int = DEFAULT_CLIP_LEN,
         stride: int = DEFAULT_CLIP_STRIDE,
+        frame_step: int = 1,
+        step_seed: int = 0,
     ) -> None:
         super().__init__(cache, labels_root, split, tasks, visual_encoder, audio_encoder)
+        if frame_step < 1:
+            raise ValueError(f"frame_step must be >= 1, got {frame_step}")
         self.clip_len, self.stride = clip_len, stride
+        self.frame_step, self.step_seed, self.epoch = frame_step, step_seed, 0
         self.clips = [
             (i, start)
             for i, source in enumerate(self.sources)
@@ -263,7 +277,18 @@ class ClipDataset(_BaseDataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         i, start = self.clips[index]
-        return self._reader.read(self.sources[i], start, self.clip_len)
+        return self._reader.read(self.sources[i], start, self.clip_len, self.clip_step(index))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the frame-skipping draws of ``epoch`` (no effect with ``frame_step`` 1)."""
+        self.epoch = epoch
+
+    def clip_step(self, index: int) -> int:
+        """The frame step of clip ``index`` this epoch: 1 .. frame_step, reproducible."""
+        if self.frame_step == 1:
+            return 1
+        rng = np.random.default_rng((self.step_seed, self.epoch, index))
+        return int(rng.integers(1, self.frame_step + 1))
 
     def sample_weights(self) -> np.ndarray:
         """(n_clips,) weights that favour clips holding rare labels.
