@@ -411,7 +411,7 @@ def test_build_loss_maps_names_and_binds_options() -> None:
     torch.testing.assert_close(focal(xc, yc, vc), focal_loss(xc, yc, vc, gamma=1.0))
     assert "gamma=1.0" in repr(focal)
     assert {n for table in LOSSES.values() for n in table} == {"asl", "bce", "focal", "ce", "ccc",
-                                                                "mse"}
+                                                                "mse", "vnaw", "grid", "polar"}
 
 
 @pytest.mark.parametrize(
