@@ -71,8 +71,13 @@ def train(
     ),
     tasks: list[str] | None = typer.Option(None, "--task", help="Train these tasks (repeat)."),
     balanced: bool = typer.Option(False, "--balanced/--no-balanced"),
+    class_weight_power: float = typer.Option(
+        0.0, "--class-weight-power", help="EXPR class weights (n_max/n_c)**P (0 = off)."
+    ),
+    label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="EXPR targets."),
     override: list[str] | None = typer.Option(
-        None, "--override", help="Model option key=value (repeat), e.g. d_model=64."
+        None, "--set", "--override",
+        help="Model option key=value (repeat), e.g. d_model=64 or input_norm=true.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
@@ -92,6 +97,7 @@ def train(
         weight_decay=weight_decay, warmup_epochs=warmup_epochs, swa_epochs=swa_epochs,
         max_steps=max_steps, precision=precision, seed=seed, devices=devices,
         num_nodes=num_nodes, checkpoint_every_n_steps=checkpoint_every, balanced=balanced,
+        class_weight_power=class_weight_power, label_smoothing=label_smoothing,
         progress_bar=progress,
     )
     result = run_train(config, resume=resume)

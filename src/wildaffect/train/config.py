@@ -46,12 +46,21 @@ class TrainConfig:
     swa_epochs: int = 0  # > 0: Stochastic Weight Averaging over the last swa_epochs epochs
     swa_lr: float | None = None  # None: lr / 10
     grad_clip: float = 1.0
+    # EXPR loss: class weights (n_max / n_c) ** power from the training labels (0 = off,
+    # 1 = fully balanced, 0.5 = square-root) and label smoothing of the targets.
+    class_weight_power: float = 0.0
+    label_smoothing: float = 0.0
     # Data.
     clip_len: int = 256
     clip_stride: int = 128
     batch_size: int = 16
     balanced: bool = False
     num_workers: int = 0
+    # Validation: every N epochs (the run always scores its final weights at the end), and
+    # whole videos per batch (> 1 pads shorter videos: exact for causal models and 1-frame
+    # "videos" such as imported photos).
+    val_every_n_epochs: int = 1
+    val_batch_size: int = 1
     # Runtime.
     precision: Precision = "32-true"
     seed: int = 0
@@ -68,7 +77,7 @@ class TrainConfig:
         if self.precision not in ("32-true", "bf16-mixed"):
             problems.append(f"precision must be '32-true' or 'bf16-mixed', got {self.precision!r}")
         for name in ("epochs", "clip_len", "clip_stride", "batch_size", "devices",
-                     "num_nodes"):
+                     "num_nodes", "val_every_n_epochs", "val_batch_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.swa_epochs < 0 or (self.swa_epochs and self.swa_epochs >= self.epochs):
@@ -78,6 +87,10 @@ class TrainConfig:
             )
         if self.checkpoint_every_n_steps < 0:
             problems.append(f"checkpoint_every_n_steps must be >= 0, got {self.checkpoint_every_n_steps}")
+        if self.class_weight_power < 0:
+            problems.append(f"class_weight_power must be >= 0, got {self.class_weight_power}")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.warmup_epochs < 0:
             problems.append(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if problems:

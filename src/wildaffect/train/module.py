@@ -27,7 +27,8 @@ MONITOR = "val/score"
 class AffectModule(L.LightningModule):
     """Wraps an :class:`AffectModel`; everything needed to rebuild it is in ``hparams``:
     ``model_config`` (``ModelConfig.to_dict()``), ``train_config``, ``label_names`` and
-    ``wildaffect_version``."""
+    ``wildaffect_version``; ``loss_options`` (task -> keyword arguments of its loss, e.g. the
+    EXPR class weights taken from the training labels) rebuild the same losses on resume."""
 
     def __init__(
         self,
@@ -36,6 +37,7 @@ class AffectModule(L.LightningModule):
         steps_per_epoch: int = 1,
         label_names: dict[str, list[str]] | None = None,
         wildaffect_version: str = __version__,
+        loss_options: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -44,7 +46,8 @@ class AffectModule(L.LightningModule):
         self.model = AffectModel(self.model_config)
         self.tasks = list(self.model_config.tasks)
         self.losses = torch.nn.ModuleDict(
-            {t.value: build_loss(t, self.model_config.losses[t.value]) for t in self.tasks}
+            {t.value: build_loss(t, self.model_config.losses[t.value],
+                                 **(loss_options or {}).get(t.value, {})) for t in self.tasks}
         )
         self.steps_per_epoch = steps_per_epoch
         self._val_outputs: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}

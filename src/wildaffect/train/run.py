@@ -82,7 +82,7 @@ def resolve_model_config(config: TrainConfig, shapes: dict[str, tuple[int, ...]]
     for task in tasks:
         losses.setdefault(task.value, next(iter(LOSSES[task])))
     derived: dict[str, Any] = {
-        "visual_input": visual_input, "d_visual": visual[-1],
+        "visual_input": visual_input, "d_visual": visual[-1], "visual_frame_shape": visual,
         "visual_encoder": config.visual_encoder,
         "audio_encoder": config.audio_encoder,
         "d_audio": shapes["audio"][-1] if "audio" in shapes else 0,
@@ -196,6 +196,7 @@ def train(
     from wildaffect.train.distributed import RankReport, strategy_for
     from wildaffect.train.module import MONITOR, AffectModule
     from wildaffect.train.resume import EpochSampler, ResumeState
+    from wildaffect.train.stats import input_stats
 
     model_config, train_set, val_set = prepare(config)
     resume_path = check_resume(resume, model_config) if resume is not None else None
@@ -223,14 +224,18 @@ def train(
         drop_last=drop_last,
     )
     val_loader = torch.utils.data.DataLoader(
-        val_set, batch_size=1, shuffle=False, collate_fn=collate, num_workers=config.num_workers
+        val_set, batch_size=config.val_batch_size, shuffle=False, collate_fn=collate,
+        num_workers=config.num_workers,
     )
     steps_per_epoch = max(
         per_rank // config.batch_size if drop_last else math.ceil(per_rank / config.batch_size), 1
     )
     label_names = {t.value: LABEL_NAMES[t.value] for t in model_config.tasks}
     module = AffectModule(model_config.to_dict(), config.to_dict(), steps_per_epoch,
-                          label_names, __version__)
+                          label_names, __version__, loss_options(config, model_config, train_set))
+    if model_config.input_norm and resume_path is None:  # a resumed run restores the buffers
+        stats = {k: torch.from_numpy(v) for k, v in input_stats(train_set).items()}
+        module.model.set_input_stats(**stats)
     if resume_path is None or not (run_dir / CONFIG_FILE).is_file():
         atomic_write_text(run_dir / CONFIG_FILE, json.dumps(
             {"train_config": config.to_dict(), "model_config": model_config.to_dict(),
@@ -260,7 +265,7 @@ def train(
         max_epochs=config.epochs, max_steps=config.max_steps, accelerator="cpu"
         if not torch.cuda.is_available() else "auto", devices=config.devices,
         num_nodes=config.num_nodes, strategy=strategy_for(config.devices, config.num_nodes),
-        use_distributed_sampler=True,
+        use_distributed_sampler=True, check_val_every_n_epoch=config.val_every_n_epochs,
         precision=config.precision, gradient_clip_val=config.grad_clip or None,
         callbacks=callbacks, logger=_loggers(run_dir, _resume_version(resume_path)),
         default_root_dir=run_dir,
@@ -280,6 +285,27 @@ def train(
     return RunResult(run_dir=run_dir, best_metrics=best_metrics,
                      final_metrics=dict(module.val_metrics), best_checkpoint=best,
                      final_checkpoint=final_path)
+
+
+#: The keyword of each EXPR loss that takes per-class weights.
+CLASS_WEIGHT_ARGUMENT = {"ce": "weight", "focal": "alpha"}
+
+
+def loss_options(config: TrainConfig, model_config, train_set) -> dict[str, dict[str, Any]]:
+    """Keyword arguments of the EXPR loss from the train config: label smoothing and class
+    weights ``(n_max / n_c) ** class_weight_power`` counted on the training labels."""
+    from wildaffect.train.stats import class_weights, expr_class_counts
+
+    if Task.EXPR not in model_config.tasks:
+        return {}
+    options: dict[str, Any] = {}
+    if config.label_smoothing:
+        options["label_smoothing"] = config.label_smoothing
+    if config.class_weight_power:
+        name = model_config.losses[Task.EXPR.value]
+        weights = class_weights(expr_class_counts(train_set), config.class_weight_power)
+        options[CLASS_WEIGHT_ARGUMENT[name]] = [float(w) for w in weights]
+    return {Task.EXPR.value: options} if options else {}
 
 
 def _load(path: str | Path) -> dict[str, Any]:
