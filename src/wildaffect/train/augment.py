@@ -1,0 +1,78 @@
+"""SpecAugment-style masking of the cached audio features during training.
+
+Cached features cannot be augmented at the waveform; masking blocks of frames and of feature
+dimensions (Park et al., 2019, on log-mel; here on any frame-aligned audio features) is the
+cheap regulariser that stays: the model must not rely on one band or one moment of a voice.
+Masked values become the training mean of the feature (the model's ``audio_mean`` buffer when
+it was built with ``input_norm``, so they read as 0 after standardisation; else 0).
+
+:class:`AudioMasking` is a Lightning callback: it edits each training batch before the forward,
+so it needs nothing from the model or the loop beyond ``trainer.fit(..., callbacks=...)``
+(``wildaffect.train.run.train(config, callbacks=[AudioMasking(...)])``). Validation and
+prediction never see it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """Per clip: ``time_masks`` blocks of up to ``time_width`` frames, ``feature_masks`` blocks
+    of up to ``feature_width`` feature dimensions (widths drawn uniformly from 0..width)."""
+
+    time_masks: int = 2
+    time_width: int = 10
+    feature_masks: int = 2
+    feature_width: int = 20
+
+
+def mask_audio(
+    audio: Tensor,
+    spec: MaskSpec,
+    fill: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """audio: (B, T, D) -> a masked copy; ``fill``: (D,) value of masked entries (default 0)."""
+    batch, length, dim = audio.shape
+    keep = torch.ones(batch, length, dim, dtype=torch.bool, device=audio.device)
+    for count, width, size, axis in (
+        (spec.time_masks, spec.time_width, length, 1),
+        (spec.feature_masks, spec.feature_width, dim, 2),
+    ):
+        if count <= 0 or width <= 0 or size == 0:
+            continue
+        widths = torch.randint(0, width + 1, (batch, count), generator=generator)  # (B, K)
+        starts = (torch.rand(batch, count, generator=generator) * (size - widths + 1)).long()
+        index = torch.arange(size)  # (size,)
+        inside = (index >= starts[..., None]) & (index < (starts + widths)[..., None])  # (B, K, S)
+        blocked = inside.any(dim=1).to(audio.device)  # (B, size)
+        keep &= ~(blocked[:, :, None] if axis == 1 else blocked[:, None, :])
+    fill_value = audio.new_zeros(dim) if fill is None else fill.to(audio)
+    return torch.where(keep, audio, fill_value)
+
+
+class AudioMasking(L.Callback):
+    """Masks ``batch["audio"]`` of every training batch (see the module docstring)."""
+
+    def __init__(self, spec: MaskSpec | None = None, seed: int = 0) -> None:
+        self.spec = spec or MaskSpec()
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        audio = batch.get("audio") if isinstance(batch, dict) else None
+        if audio is None:
+            return
+        fill = getattr(pl_module.model, "audio_mean", None)
+        batch["audio"] = mask_audio(audio, self.spec, fill, self.generator)
+
+
+__all__ = ["AudioMasking", "MaskSpec", "mask_audio"]
