@@ -74,9 +74,10 @@ def resolve_model_config(config: TrainConfig, shapes: dict[str, tuple[int, ...]]
     if visual_input is None:
         raise WildaffectError(f"cached {config.visual_encoder} features have per-frame shape "
                               f"{visual}; expected (H, W, D), (R, D) or (D,)")
-    if visual_input == "regions" and visual[0] != len(DEFAULT_REGIONS):
+    n_regions = len(DEFAULT_REGIONS)  # HGA.forward_tokens: the regions, then an optional global
+    if visual_input == "regions" and visual[0] not in (n_regions, n_regions + 1):
         raise WildaffectError(f"{config.visual_encoder} has {visual[0]} region tokens per frame; "
-                              f"the model's regions number {len(DEFAULT_REGIONS)}")
+                              f"the model's regions number {n_regions} (+ 1 global token)")
     tasks = tuple(Task(t) for t in (config.tasks or [t.value for t in base.tasks]))
     losses = {**base.losses}
     for task in tasks:
