@@ -208,3 +208,16 @@ def test_extra_stream_width_mismatch_is_explained():
     batch["text"] = batch["text"][..., :2]
     with pytest.raises(ValueError, match="text features"):
         model(batch)
+
+
+@pytest.mark.parametrize("name", SEED003_PRESETS)
+def test_seed003_presets_round_trip_through_a_model_package(name, tmp_path):
+    from wildaffect.models.package import load_package, save_package
+
+    model = tiny(name).eval()
+    save_package(model, tmp_path / "pkg")
+    loaded, _ = load_package(tmp_path / "pkg")
+    batch = make_batch(model.config)
+    before, after = model(batch).outputs, loaded.eval()(batch).outputs
+    for task in before:
+        torch.testing.assert_close(after[task], before[task])
