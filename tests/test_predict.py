@@ -253,3 +253,21 @@ def test_a_face_appearing_mid_clip_leaves_empty_rows_or_interpolated_ones(packag
     for row in range(10):
         np.testing.assert_allclose(filled.loc[row, list(EXPR_NAMES) + list(AU_NAMES)].to_numpy(float), first)
     pd.testing.assert_frame_equal(filled.loc[10:], plain.loc[10:])
+
+
+def test_a_bidirectional_model_runs_once_over_the_whole_input(fixtures_dir, tmp_path):
+    from wildaffect.models.package import save_package
+    from wildaffect.models.registry import create_model
+    from wildaffect.predict.predictor import Predictor
+
+    torch.manual_seed(1)
+    model = create_model("default-offline", tasks=(Task.EXPR, Task.AU), fusion="concat",
+                         losses={"EXPR": "ce", "AU": "asl"}, bidirectional=True).eval()
+    assert not model.config.streamable
+    package = save_package(model, tmp_path / "bi")
+    clip = fixtures_dir / "media" / "1001_DFA_HAP_XX.flv"
+    small, large = (Predictor(package, chunk_frames=n).predict(clip) for n in (9, 500))
+    numeric = [c for c in COLUMNS if c != "expression"]
+    np.testing.assert_allclose(small[numeric].to_numpy(float), large[numeric].to_numpy(float),
+                               atol=1e-5)
+    assert small[list(AU_NAMES)].notna().all(axis=None), "AU from the model's own head"

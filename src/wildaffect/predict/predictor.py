@@ -191,17 +191,8 @@ class Predictor:
             summary.audio = not audio.missing
             if audio.missing:
                 summary.notes.append("no audio track: predicted from the face alone")
-        state: list | None = None
-        held: list[tuple[FrameChunk, dict[str, Any]]] = []
-        for frames in iter_frame_chunks(path, self.chunk_frames, self.face_model):
-            inputs = self._inputs(frames, audio)
-            if not self.config.streamable:
-                held.append((frames, inputs))
-                continue
-            outputs, state = self._forward(inputs, state)
-            yield self._chunk(frames, outputs)
-        if held:
-            yield from self._whole_sequence(held)
+        chunks = iter_frame_chunks(path, self.chunk_frames, self.face_model)
+        yield from self._run_model((frames, self._inputs(frames, audio)) for frames in chunks)
 
     def _audio_only(self, path: Path, summary: InputSummary) -> Iterator[PredictionChunk]:
         from wildaffect.predict.audio import AudioFeatureStream
@@ -213,23 +204,28 @@ class Predictor:
             )
         audio = AudioFeatureStream(path, self.audio_encoder, self.options)
         summary.audio = not audio.missing
+
+        def chunks() -> Iterator[tuple[FrameChunk, dict[str, Any]]]:
+            start = 0
+            while len(features := audio.features(start, start + self.chunk_frames)):  # (n, Da)
+                frames = audio_only_chunk(start, len(features))
+                yield frames, self._inputs(frames, None, audio_features=features)
+                start += len(features)
+
+        yield from self._run_model(chunks())
+
+    def _run_model(
+        self, chunks: Iterator[tuple[FrameChunk, dict[str, Any]]]
+    ) -> Iterator[PredictionChunk]:
+        """Streamable models step chunk by chunk with the temporal state carried; the others
+        (bidirectional, windowed) need every chunk's inputs first and run once."""
+        if not self.config.streamable:
+            yield from self._whole_sequence(list(chunks))
+            return
         state: list | None = None
-        held: list[tuple[FrameChunk, dict[str, Any]]] = []
-        start = 0
-        while True:
-            features = audio.features(start, start + self.chunk_frames)  # (n, Da)
-            if len(features) == 0:
-                break
-            frames = audio_only_chunk(start, len(features))
-            inputs = self._inputs(frames, None, audio_features=features)
-            start += len(features)
-            if not self.config.streamable:
-                held.append((frames, inputs))
-                continue
+        for frames, inputs in chunks:
             outputs, state = self._forward(inputs, state)
             yield self._chunk(frames, outputs)
-        if held:
-            yield from self._whole_sequence(held)
 
     # -- pieces -------------------------------------------------------------------------------
 
@@ -284,6 +280,8 @@ class Predictor:
 
     def _whole_sequence(self, held: list[tuple[FrameChunk, dict[str, Any]]]):
         """Non-streamable models: one forward over every chunk's inputs, then split."""
+        if not held:
+            return
         inputs = {k: np.concatenate([h[1][k] for h in held]) for k in held[0][1]}
         outputs, _ = self._forward(inputs, None)
         start = 0
