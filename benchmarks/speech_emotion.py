@@ -1,0 +1,320 @@
+"""The default model's voice: EmoDB leave-one-speaker-out, beside an eGeMAPS + LR baseline.
+
+Steps (the cache is reused by later runs):
+
+1. ``preprocess_batch`` turns the EmoDB utterances (and, unless ``--no-crema-d``, the 12
+   CREMA-D clips: 6 audio-only ``.mp3`` of actor 1002, 6 face + voice ``.flv`` of actor 1001)
+   into records; audio-only ones are on the 20 ms timeline (T = 99 no-face frames for EmoDB's
+   2.0 s clips). ``extract_batch`` writes ``mediapipe-regions`` (zero tokens where there is no
+   face) and ``logmel-egemaps`` (frame k = the k-th 20 ms feature) for every record. The
+   CREMA-D faces also give ``input_norm`` its visual statistics (the trainer takes them over
+   face frames only, and EmoDB has none).
+2. Per EmoDB speaker: :func:`wildaffect.data.labelled.write_expression_tree` writes an ABAW EXPR
+   tree whose ``Validation_Set`` is that speaker (7 speakers, 7 group folds: one speaker per
+   fold, checked); CREMA-D records, a speaker of their own, are added to ``Train_Set``. Then
+   ``wildaffect.train.run.train`` fits ``default-offline`` with ``fusion="concat"`` (the audio
+   enters the per-frame sequence, the visual input is the learned no-face token), and the
+   *final* weights (no checkpoint picked on the held-out speaker) score each held-out utterance
+   by the mean over its frames of P(class), argmax over the 8 ABAW classes.
+3. Baseline, same folds: eGeMAPSv02 functionals (88) of each original wav, standardised,
+   logistic regression (scikit-learn defaults, ``max_iter`` raised), fitted per fold.
+
+Score: unweighted average recall over the 7 EmoDB classes (``recall_score(average="macro",
+labels=<the 7 classes>)``, boredom = Other), pooled over all 374 out-of-fold predictions
+("pooled"), and per speaker with their mean ("mean per speaker").
+
+Usage (from the repo root; ~1 thread of a shared CPU)::
+
+    .venv/bin/python benchmarks/speech_emotion.py --data ../shared/data --cache /tmp/speech \
+        --out benchmarks/results/speech_emotion.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wildaffect.data.speech import EMOTION_TO_EXPR, SpeechItem, read_crema_d, read_emodb
+from wildaffect.io.atomic import atomic_write_text
+from wildaffect.labels import EXPR_NAMES
+
+VISUAL = "mediapipe-regions"
+AUDIO = "logmel-egemaps"
+#: The 7 ABAW classes EmoDB's emotions map onto: the classes UAR is averaged over.
+EMODB_CLASSES = sorted(EXPR_NAMES.index(c) for c in set(EMOTION_TO_EXPR.values()))
+VALIDATION = "Validation_Set"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What is trained per fold: TrainConfig fields and model overrides (besides the fixed ones)."""
+
+    epochs: int = 30
+    lr: float = 1e-3
+    batch_size: int = 16
+    weight_decay: float = 0.05
+    warmup_epochs: float = 2.0
+    balanced: bool = False
+    class_weight_power: float = 0.5
+    label_smoothing: float = 0.0
+    input_norm: bool = True
+    crema_d: bool = True
+    # SpecAugment-style masking (train/augment.py): time masks, their max width (frames),
+    # feature masks, their max width (dims); None = off.
+    mask: tuple[int, int, int, int] | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def speech_items(data: Path, crema_d: bool) -> tuple[list[SpeechItem], list[SpeechItem]]:
+    emodb = read_emodb(data / "speech-emotion")
+    extra = read_crema_d(data / "media" / "crema-d") if crema_d else []  # .mp3 and .flv
+    return emodb, extra
+
+
+def build_cache(items: list[SpeechItem], cache_dir: Path) -> dict[str, float]:
+    """Preprocess + extract every item (cached records and features are skipped)."""
+    from wildaffect.extract import extract_batch
+    from wildaffect.preprocess import preprocess_batch
+
+    start = time.perf_counter()
+    report = preprocess_batch([i.path for i in items], cache_dir, crops="npy")  # flv: faces
+    if not report.all_ok:
+        raise SystemExit("\n".join(r.describe_failure() for r in report.failures))
+    preprocessed = time.perf_counter()
+    extracted = extract_batch(cache_dir, visual=VISUAL, audio=AUDIO, device="cpu")
+    if not extracted.all_ok:
+        raise SystemExit("\n".join(r.describe_failure() for r in extracted.failures))
+    return {"preprocess_s": preprocessed - start, "extract_s": time.perf_counter() - preprocessed}
+
+
+def write_fold_tree(
+    emodb: list[SpeechItem], extra: list[SpeechItem], cache_dir: Path, out: Path, fold: int
+) -> str:
+    """ABAW tree with one EmoDB speaker as Validation_Set (+ CREMA-D in Train) -> that speaker."""
+    from wildaffect.data.abaw import ANNOTATION_SUFFIX, format_annotation
+    from wildaffect.data.cache import FeatureCache
+    from wildaffect.data.labelled import LabelledItem, write_expression_tree
+    from wildaffect.labels import TASK_SPECS, Task
+
+    speakers = sorted({i.speaker for i in emodb})
+    items = [LabelledItem(i.path, i.expr, i.speaker) for i in emodb]
+    summary = write_expression_tree(
+        items, cache_dir, out, folds=len(speakers), validation_fold=fold, seed=0
+    )
+    held_out = {i.speaker for i in emodb if i.path.stem in set(summary.videos[VALIDATION])}
+    if len(held_out) != 1:
+        raise SystemExit(f"fold {fold} holds speakers {sorted(held_out)}, not exactly one")
+    cache = FeatureCache(cache_dir)
+    train_dir = out / TASK_SPECS[Task.EXPR].challenge_dir / "Train_Set"
+    for item in extra:  # another corpus's speakers: always training data
+        n_frames = cache.read_array(item.path.stem, "has_face", mmap=True).shape[0]
+        text = format_annotation(Task.EXPR, np.full(n_frames, item.expr))
+        (train_dir / f"{item.path.stem}{ANNOTATION_SUFFIX}").write_text(text)
+    return held_out.pop()
+
+
+# ------------------------------------------------------------------------------- model
+
+
+def train_fold(recipe: Recipe, tree: Path, cache_dir: Path, run_dir: Path, clip_len: int):
+    """Fit one fold; -> the loaded final model (eval mode)."""
+    from wildaffect.train.config import TrainConfig
+    from wildaffect.train.run import FINAL_CHECKPOINT, load_model, train
+
+    overrides = {"fusion": "concat", "input_norm": recipe.input_norm, **recipe.model}
+    config = TrainConfig(
+        preset="default-offline", data_dir=str(tree), cache_dir=str(cache_dir),
+        out_dir=str(run_dir), visual_encoder=VISUAL, audio_encoder=AUDIO, tasks=("EXPR",),
+        model_overrides=overrides, epochs=recipe.epochs, lr=recipe.lr,
+        weight_decay=recipe.weight_decay, warmup_epochs=recipe.warmup_epochs,
+        batch_size=recipe.batch_size, balanced=recipe.balanced,
+        class_weight_power=recipe.class_weight_power, label_smoothing=recipe.label_smoothing,
+        clip_len=clip_len, clip_stride=clip_len, progress_bar=False, seed=0,
+        val_every_n_epochs=recipe.epochs,  # validation only scores the final weights
+    )  # fmt: skip
+    callbacks = []
+    if recipe.mask is not None:
+        from wildaffect.train.augment import AudioMasking, MaskSpec
+
+        callbacks.append(AudioMasking(MaskSpec(*recipe.mask), seed=0))
+    train(config, callbacks=callbacks)
+    return load_model(run_dir / FINAL_CHECKPOINT)
+
+
+def score_held_out(model, tree: Path, cache_dir: Path) -> dict[str, np.ndarray]:
+    """Record -> (8,) mean over frames of the softmax, for every Validation_Set record."""
+    import torch
+
+    from wildaffect.data.dataset import VideoDataset, collate
+    from wildaffect.labels import Task
+    from wildaffect.models.heads import to_probabilities
+
+    data = VideoDataset(cache_dir, tree, VALIDATION, ["EXPR"], VISUAL, AUDIO)
+    out = {}
+    with torch.inference_mode():
+        for item in data:
+            batch = collate([item])
+            probs = to_probabilities(model(batch).outputs)[Task.EXPR][0]  # (T, 8)
+            out[item["video"]] = probs[batch["valid_mask"][0]].mean(0).numpy()
+    return out
+
+
+# ------------------------------------------------------------------------------- baseline
+
+
+def egemaps_functionals(items: list[SpeechItem], cache_dir: Path) -> np.ndarray:
+    """(N, 88) eGeMAPSv02 functionals of each original file (kept in the cache folder)."""
+    import opensmile
+
+    saved = cache_dir / "egemaps_functionals.npz"
+    names = np.array([str(i.path) for i in items])
+    if saved.is_file():
+        stored = np.load(saved)
+        if np.array_equal(stored["names"], names):
+            return stored["x"]
+    smile = opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02,
+        feature_level=opensmile.FeatureLevel.Functionals,
+    )
+    x = np.stack([smile.process_file(str(i.path)).to_numpy()[0] for i in items])
+    np.savez(saved, names=names, x=x)
+    return x
+
+
+def baseline_predictions(x: np.ndarray, y: np.ndarray, speakers: np.ndarray) -> np.ndarray:
+    """Out-of-fold class predictions of standardised LR, leave one speaker out."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pred = np.empty_like(y)
+    for speaker in np.unique(speakers):
+        test = speakers == speaker
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+        pred[test] = model.fit(x[~test], y[~test]).predict(x[test])
+    return pred
+
+
+# ------------------------------------------------------------------------------- scores
+
+
+def uar(y: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import recall_score
+
+    return float(
+        recall_score(y, pred, labels=EMODB_CLASSES, average="macro", zero_division=0)
+    )
+
+
+def summarise(y: np.ndarray, pred: np.ndarray, speakers: np.ndarray) -> dict[str, Any]:
+    per = {str(s): uar(y[speakers == s], pred[speakers == s]) for s in np.unique(speakers)}
+    return {"uar_pooled": uar(y, pred), "uar_mean_per_speaker": float(np.mean(list(per.values()))),
+            "per_speaker": per, "accuracy": float((y == pred).mean())}
+
+
+def print_table(results: dict[str, dict[str, Any]]) -> None:
+    speakers = sorted(next(iter(results.values()))["per_speaker"])
+    print(f"{'method':<44} {'pooled':>7} {'mean':>7} " + " ".join(f"{s:>5}" for s in speakers))
+    for name, r in results.items():
+        cells = " ".join(f"{r['per_speaker'][s]:5.3f}" for s in speakers)
+        print(f"{name:<44} {r['uar_pooled']:7.3f} {r['uar_mean_per_speaker']:7.3f} {cells}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speech_emotion.json"))
+    parser.add_argument("--epochs", type=int, default=Recipe.epochs)
+    parser.add_argument("--lr", type=float, default=Recipe.lr)
+    parser.add_argument("--no-input-norm", action="store_true")
+    parser.add_argument("--balanced", action="store_true", help="class-balanced clip sampler")
+    parser.add_argument("--class-weight-power", type=float, default=Recipe.class_weight_power)
+    parser.add_argument("--label-smoothing", type=float, default=Recipe.label_smoothing)
+    parser.add_argument("--no-crema-d", action="store_true",
+                        help="leave out CREMA-D (mp3 voices, flv faces + voices) from training")
+    parser.add_argument("--mask", type=str, default="",
+                        help="audio masking: time masks,width,feature masks,width (e.g. 2,10,2,20)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="model override, e.g. --set d_model=64 (repeatable)")
+    parser.add_argument("--folds", type=str, default="", help="only these folds, e.g. 0,3")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--skip-baseline", action="store_true")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from wildaffect.data.cache import FeatureCache
+    from wildaffect.train.run import parse_override
+
+    torch.set_num_threads(args.threads)
+    recipe = Recipe(
+        epochs=args.epochs, lr=args.lr, input_norm=not args.no_input_norm,
+        balanced=args.balanced, class_weight_power=args.class_weight_power,
+        label_smoothing=args.label_smoothing, crema_d=not args.no_crema_d,
+        model=dict(parse_override(s) for s in args.set),
+        mask=tuple(int(v) for v in args.mask.split(",")) if args.mask else None,
+    )  # fmt: skip
+    emodb, extra = speech_items(args.data, recipe.crema_d)
+    timings = build_cache(emodb + extra, args.cache)
+    cache = FeatureCache(args.cache)
+    clip_len = max(cache.read_meta(i.path.stem)["n_frames"] for i in emodb + extra)
+    y = np.array([i.expr for i in emodb])
+    speakers = np.array([i.speaker for i in emodb])
+    results: dict[str, dict[str, Any]] = {}
+
+    if not args.skip_baseline:
+        start = time.perf_counter()
+        x = egemaps_functionals(emodb, args.cache)
+        results["eGeMAPS functionals + LR"] = summarise(y, baseline_predictions(x, y, speakers),
+                                                        speakers)  # fmt: skip
+        timings["baseline_s"] = time.perf_counter() - start
+
+    folds = [int(f) for f in args.folds.split(",")] if args.folds else range(len(set(speakers)))
+    probs: dict[str, np.ndarray] = {}
+    start = time.perf_counter()
+    for fold in folds:
+        tree = args.cache.parent / f"{args.cache.name}-trees-{args.out.stem}" / f"fold{fold}"
+        speaker = write_fold_tree(emodb, extra, args.cache, tree, fold)
+        run_dir = args.cache.parent / f"{args.cache.name}-runs-{args.out.stem}" / f"fold{fold}"
+        fold_start = time.perf_counter()
+        model = train_fold(recipe, tree, args.cache, run_dir, clip_len)
+        fold_probs = score_held_out(model, tree, args.cache)
+        probs.update(fold_probs)
+        done = [i for i in emodb if i.path.stem in fold_probs]
+        fold_y = np.array([i.expr for i in done])
+        fold_pred = np.array([fold_probs[i.path.stem].argmax() for i in done])
+        print(f"fold {fold} speaker {speaker}: UAR {uar(fold_y, fold_pred):.3f} "
+              f"({time.perf_counter() - fold_start:.0f} s)", flush=True)
+    timings["model_s"] = time.perf_counter() - start
+    scored = np.array([i.path.stem in probs for i in emodb])
+    pred = np.array([probs[i.path.stem].argmax() for i in emodb if i.path.stem in probs])
+    name = "default-offline, fusion=concat (voice only)"
+    results[name] = summarise(y[scored], pred, speakers[scored])
+    if "eGeMAPS functionals + LR" in results and not scored.all():
+        base = results["eGeMAPS functionals + LR"]
+        base["per_speaker"] = {s: v for s, v in base["per_speaker"].items()
+                               if s in results[name]["per_speaker"]}  # fmt: skip
+    print_table(results)
+    report = {"recipe": asdict(recipe), "clip_len": clip_len, "results": results,
+              "timings_s": {k: round(v, 1) for k, v in timings.items()},
+              "n_utterances": int(scored.sum()), "classes": [EXPR_NAMES[c] for c in EMODB_CLASSES],
+              "predictions": {i.path.stem: {"speaker": i.speaker, "label": EXPR_NAMES[i.expr],
+                                            "proba": [round(float(p), 5) for p in probs[i.path.stem]]}
+                              for i in emodb if i.path.stem in probs}}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
