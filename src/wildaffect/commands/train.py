@@ -75,6 +75,7 @@ def train(
         0.0, "--class-weight-power", help="EXPR class weights (n_max/n_c)**P (0 = off)."
     ),
     label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="EXPR targets."),
+    grad_clip: float = typer.Option(1.0, "--grad-clip", help="Gradient norm clip (0 = off)."),
     override: list[str] | None = typer.Option(
         None, "--set", "--override",
         help="Model option key=value (repeat), e.g. d_model=64 or input_norm=true.",
@@ -98,6 +99,7 @@ def train(
         max_steps=max_steps, precision=precision, seed=seed, devices=devices,
         num_nodes=num_nodes, checkpoint_every_n_steps=checkpoint_every, balanced=balanced,
         class_weight_power=class_weight_power, label_smoothing=label_smoothing,
+        grad_clip=grad_clip,
         progress_bar=progress,
     )
     result = run_train(config, resume=resume)
