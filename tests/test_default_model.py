@@ -1,0 +1,52 @@
+"""The bundled default model: a loadable few-MB package whose outputs behave on real faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wildaffect.models.package import META_FILE, WEIGHTS_FILE, bundled_model_dir, load_package
+
+NEUTRAL_DEV_PHOTO = "Aaron_Eckhart_0001.jpg"  # labelled Neutral in faces-expression, checked by eye
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    from wildaffect.predict.predictor import Predictor
+
+    return Predictor()  # the bundled default
+
+
+def test_the_package_is_small_and_says_where_each_output_comes_from():
+    folder = bundled_model_dir()
+    assert (folder / WEIGHTS_FILE).stat().st_size < 10 * 2**20
+    model, meta = load_package(folder)
+    assert meta["outputs"] == {"EXPR": "model", "AU": "blendshapes-facs", "VA": "circumplex"}
+    assert model.config.input_norm and not model.training
+    assert (folder / META_FILE).is_file()
+    cv = meta["card"]["cross_validation"]["faces"]
+    assert cv["macro_f1_mean"] > 0.357, "must beat the blendshape logistic regression"
+
+
+def _smiles(predictor, path):
+    row = predictor.predict(path).iloc[0]
+    assert row["face"] == 1, f"no face found in {path}"
+    return row
+
+
+def test_a_smiling_photo_scores_happier_than_a_neutral_one(predictor, fixtures_dir, shared_data,
+                                                           tmp_path):
+    from skimage import data as skimage_data
+    from skimage.io import imsave
+
+    astronaut = tmp_path / "astronaut.png"
+    imsave(astronaut, skimage_data.astronaut())
+    neutral = _smiles(predictor, shared_data / "faces-expression" / "images" / NEUTRAL_DEV_PHOTO)
+    for smiling_photo in (astronaut, fixtures_dir / "media" / "single_face.jpg"):
+        smiling = _smiles(predictor, smiling_photo)
+        assert smiling["Happiness"] > neutral["Happiness"], smiling_photo.name
+        assert smiling["expression"] == "Happiness", smiling_photo.name
+        for au in ("AU6", "AU12"):
+            assert smiling[au] > neutral[au], (smiling_photo.name, au)
+        assert smiling["valence"] > neutral["valence"]
+    assert np.isfinite(neutral[["valence", "arousal"]].to_numpy(float)).all()
