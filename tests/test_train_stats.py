@@ -114,3 +114,12 @@ def test_bad_loss_options_are_refused():
         TrainConfig(label_smoothing=1.0)
     with pytest.raises(WildaffectError, match="class_weight_power must be >= 0"):
         TrainConfig(class_weight_power=-1)
+
+
+def test_every_expr_loss_says_where_its_class_weights_go():
+    import inspect
+
+    from wildaffect.losses import LOSSES
+
+    for name, fn in LOSSES[Task.EXPR].items():
+        assert CLASS_WEIGHT_ARGUMENT[name] in inspect.signature(fn).parameters, name

@@ -289,7 +289,7 @@ def train(
 
 
 #: The keyword of each EXPR loss that takes per-class weights.
-CLASS_WEIGHT_ARGUMENT = {"ce": "weight", "focal": "alpha"}
+CLASS_WEIGHT_ARGUMENT = {"ce": "weight", "focal": "alpha", "vnaw": "alpha"}
 
 
 def loss_options(config: TrainConfig, model_config, train_set) -> dict[str, dict[str, Any]]:
