@@ -19,10 +19,10 @@ from wildaffect.data.cache import FeatureCache
 from wildaffect.errors import InputError, WildaffectError
 from wildaffect.io.media import iter_frames
 from wildaffect.labels import AU_NAMES, EXPR_NAMES, VA_NAMES
+from wildaffect.predict.table import COLUMNS as PREDICTION_COLUMNS
 from wildaffect.preprocess import preprocess_file
 from wildaffect.report import overlay, plot_timeline, summarise, write_overlay
 from wildaffect.report.style import BOX_RGB
-from wildaffect.report.table import PREDICTION_COLUMNS
 from wildaffect.report.timeline import DPI, FIGSIZE, MAX_COLUMNS, _bin_mean, _bins
 
 DEMO = Path(__file__).resolve().parents[1] / "src" / "wildaffect" / "assets" / "demo"
