@@ -17,8 +17,7 @@ CREMA-D .mp3 audio-only), each case in its own subprocess so that its peak resid
 
 Then memory against length: a GRID clip concatenated 10 times (``preprocess.concatenate``)
 against the same clip re-encoded once, both end to end. The model is ``--model``, else the
-bundled default, else the ``default-offline`` architecture with seeded random weights packaged
-as ``tests/test_predict.py`` does (speed does not depend on the weights). Frames per second
+bundled default (the audio-only case runs only for a model that takes audio). Frames per second
 are wall-clock over one run after a warm-up on one image (the machine is shared: expect
 noise); for audio-only input a "frame" is one 20 ms row.
 """
@@ -170,29 +169,13 @@ def child(case: str, paths: list[Path], args: argparse.Namespace, model: Path) -
     return result
 
 
-def resolve_model(model: Path | None, folder: Path) -> tuple[Path, str]:
-    """-> (package folder, how it was chosen). Random weights when no model exists yet."""
-    from wildaffect.models.package import META_FILE, bundled_model_dir
+def resolve_model(model: Path | None) -> tuple[Path, str]:
+    """-> (model path, how it was chosen): ``--model``, else the bundled default."""
+    from wildaffect.models.package import bundled_model_dir
 
     if model is not None:
         return model, f"--model {model}"
-    if (bundled_model_dir() / META_FILE).is_file():
-        return bundled_model_dir(), "the bundled default model"
-    import torch
-
-    from wildaffect.labels import Task
-    from wildaffect.models.package import save_package
-    from wildaffect.models.registry import create_model
-
-    torch.manual_seed(0)  # as tests/test_predict.py's package fixture
-    network = create_model("default-offline", tasks=(Task.EXPR,), losses={"EXPR": "ce"},
-                           fusion="concat").eval()  # fmt: skip
-    package = save_package(network, folder / "model",
-                           outputs={"AU": "blendshapes-facs", "VA": "circumplex"})  # fmt: skip
-    note = ("no bundled default model yet: default-offline architecture with seeded random "
-            "weights (EXPR head, concat fusion, AU/VA derived; as tests/test_predict.py) - "
-            "speed does not depend on the weights")  # fmt: skip
-    return package, note
+    return bundled_model_dir(), "the bundled default model"
 
 
 def groups_of(data: Path, n_clips: int) -> dict[str, list[Path]]:
@@ -211,8 +194,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--clips", type=int, default=3, help="clips per group (CREMA-D, GRID)")
     parser.add_argument("--model", type=Path, default=None,
-                        help="model package or .ckpt (default: the bundled default, else "
-                             "random weights in the default-offline architecture)")  # fmt: skip
+                        help="model package or .ckpt (default: the bundled default model)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in each case")
     parser.add_argument("--chunk-frames", type=int, default=256)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/predict.json")
@@ -231,8 +213,13 @@ def main() -> None:
     if not (args.data / WARM_UP_IMAGE).is_file():
         raise SystemExit(f"missing warm-up image {args.data / WARM_UP_IMAGE}")
     with tempfile.TemporaryDirectory() as folder:
-        model, model_note = resolve_model(args.model, Path(folder))
+        model, model_note = resolve_model(args.model)
         print(f"model: {model_note}", flush=True)
+        from wildaffect.models.package import load_any
+
+        if not load_any(model)[0].config.has_audio:
+            groups.pop(AUDIO_GROUP)
+            print("the model takes no audio: the audio-only case is skipped", flush=True)
         results: dict = {
             "model": model_note, "threads": args.threads, "chunk_frames": args.chunk_frames,
             "load_average": os.getloadavg(), "cpu_count": os.cpu_count(),

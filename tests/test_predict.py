@@ -271,3 +271,23 @@ def test_a_bidirectional_model_runs_once_over_the_whole_input(fixtures_dir, tmp_
     np.testing.assert_allclose(small[numeric].to_numpy(float), large[numeric].to_numpy(float),
                                atol=1e-5)
     assert small[list(AU_NAMES)].notna().all(axis=None), "AU from the model's own head"
+
+
+def test_audio_features_in_blocks_match_the_whole_file(fixtures_dir, monkeypatch):
+    from wildaffect.extract import RunOptions, encode_audio, load_encoder
+    from wildaffect.io.media import read_audio
+    from wildaffect.predict import audio as audio_module
+
+    monkeypatch.setattr(audio_module, "BLOCK_FRAMES", 40)  # several blocks in a 2.6 s clip
+    path = fixtures_dir / "media" / "1002_DFA_HAP_XX.mp3"
+    encoder, options = load_encoder("logmel-egemaps", "audio"), RunOptions()
+    whole = encode_audio(read_audio(path).samples, encoder, options)  # (Na, D)
+    stream = audio_module.AudioFeatureStream(path, encoder, options)
+    pieces, start = [], 0
+    for size in (7, 33, 40, 1, 90, 500):
+        pieces.append(stream.features(start, start + size))
+        start += len(pieces[-1])
+    streamed = np.concatenate(pieces)
+    assert streamed.shape == whole.shape
+    np.testing.assert_allclose(streamed, whole, rtol=1e-5, atol=1e-3)
+    assert len(stream.features(start, start + 10)) == 0, "past the end: nothing"

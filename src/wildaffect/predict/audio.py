@@ -1,9 +1,9 @@
 """Audio features for a stream of frames, in bounded memory.
 
-The audio track is decoded chunk by chunk as the frames ask for it. A request for the 20 ms
-feature frames ``[j0, j1)`` encodes only the samples of those frames plus ``margin_s`` of
-context on each side (samples before that are dropped), so a one-hour file never sits in
-memory and the features of a frame do not depend on where the chunks fall: with the weight-free
+The audio track is decoded chunk by chunk as the frames ask for it and encoded in fixed blocks
+of :data:`BLOCK_FRAMES` feature frames (20 ms each), each with ``margin_s`` of context on both
+sides (samples before that are dropped), so a one-hour file never sits in memory and the
+features of a frame do not depend on how the frames were chunked: with the weight-free
 encoder (local windows, deltas over +-2 frames) one second of context reproduces the
 whole-file features to float32 rounding. Sequence encoders (WavLM, Whisper) see
 ``margin_s`` of context instead of the whole file: use a larger margin for them.
@@ -21,6 +21,8 @@ from wildaffect.io.media import AUDIO_SAMPLE_RATE, AudioTrack
 
 #: Context encoded on each side of the requested feature frames.
 DEFAULT_MARGIN_S = 1.0
+#: Feature frames encoded at a time (10 s at the 20 ms hop).
+BLOCK_FRAMES = 500
 
 
 class AudioFeatureStream:
@@ -37,6 +39,7 @@ class AudioFeatureStream:
         self.ended = False
         self.missing = False
         self.start_s = 0.0
+        self._block: tuple[int, np.ndarray] | None = None  # (first frame, its features)
         self._pull()  # the first chunk says where the audio starts and whether it exists
 
     def _pull(self) -> bool:
@@ -88,11 +91,37 @@ class AudioFeatureStream:
             pass
 
     def features(self, j0: int, j1: int) -> np.ndarray:
-        """Feature frames ``[j0, j1)`` (clipped to the file's end) -> (n, D) float32."""
-        from wildaffect.extract import encode_audio
+        """Feature frames ``[j0, j1)`` (clipped to the file's end) -> (n, D) float32.
 
+        Served from blocks of :data:`BLOCK_FRAMES` encoded once each (with the margin on both
+        sides), so small chunks do not pay the margins again and again.
+        """
         if j0 < 0 or j1 < j0:
             raise ValueError(f"bad feature range [{j0}, {j1})")
+        parts, j = [], j0
+        while j < j1:
+            start = j // BLOCK_FRAMES * BLOCK_FRAMES
+            if self._block is None or self._block[0] != start:
+                self._block = (start, self._encode(start, start + BLOCK_FRAMES))
+            block = self._block[1]
+            part = block[j - start : j1 - start]
+            if len(part) == 0:  # past the end of the audio
+                break
+            parts.append(part)
+            j += len(part)
+        if not parts:
+            return np.zeros((0, self._dim()), np.float32)
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+    def _dim(self) -> int:
+        from wildaffect.extract import audio_feature_dim
+
+        return audio_feature_dim(self.encoder)
+
+    def _encode(self, j0: int, j1: int) -> np.ndarray:
+        """Encode feature frames ``[j0, j1)`` with ``margin_frames`` of context each side."""
+        from wildaffect.extract import encode_audio
+
         margin = self.margin_frames
         first = max(j0 - margin, 0)
         s0 = first * WAVLM_HOP
@@ -104,10 +133,9 @@ class AudioFeatureStream:
             )
         window = self._buffer[s0 - self._offset : s1 - self._offset]  # (n,) float32
         encoded = encode_audio(window, self.encoder, self.options)  # (Na_window, D)
-        out = encoded[j0 - first : j1 - first]
-        # Keep only what a later request (starting at j0 or after) can still need.
-        keep_from = max(j0 - margin, 0) * WAVLM_HOP
+        # Keep only what a later block (starting at j1 or after) can still need.
+        keep_from = max(j1 - margin, 0) * WAVLM_HOP
         if keep_from > self._offset:
             self._buffer = self._buffer[keep_from - self._offset :]
             self._offset = keep_from
-        return np.ascontiguousarray(out, dtype=np.float32)
+        return encoded[j0 - first : j1 - first]
