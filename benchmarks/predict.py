@@ -1,7 +1,7 @@
 """Speed and peak memory of ``wildaffect predict``, end to end (not a test: prints a table).
 
     python benchmarks/predict.py --data ../shared/data [--clips 3] [--model PATH] \
-        [--threads 1] [--chunk-frames 256] [--out benchmarks/results/predict.json]
+        [--threads 1] [--chunk-frames 64] [--out benchmarks/results/predict.json]
 
 Per clip group of ``media/`` (CREMA-D .flv, GRID .mpg, the WolfgangLanger portrait .mp4 and
 CREMA-D .mp3 audio-only), each case in its own subprocess so that its peak resident memory
@@ -35,6 +35,8 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from wildaffect.predict import DEFAULT_CHUNK_FRAMES
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -196,7 +198,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None,
                         help="model package or .ckpt (default: the bundled default model)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in each case")
-    parser.add_argument("--chunk-frames", type=int, default=256)
+    parser.add_argument("--chunk-frames", type=int, default=DEFAULT_CHUNK_FRAMES)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/predict.json")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("paths", nargs="*", type=Path, help=argparse.SUPPRESS)

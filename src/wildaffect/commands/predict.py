@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from wildaffect.commands._progress import BatchBars
+from wildaffect.predict import DEFAULT_CHUNK_FRAMES
 
 
 def predict(
@@ -39,7 +40,7 @@ def predict(
     dtype: Annotated[str, typer.Option(help="fp32 or bf16 (autocast).")] = "fp32",
     chunk_frames: Annotated[int, typer.Option(
         "--chunk-frames", min=1, help="Frames per model step (bounds memory; same result)."
-    )] = 256,
+    )] = DEFAULT_CHUNK_FRAMES,
     force: Annotated[bool, typer.Option("--force", help="Redo inputs already predicted.")] = False,
     face_model: Annotated[Path | None, typer.Option(
         "--face-model", help="MediaPipe face_landmarker.task (default: found automatically)."

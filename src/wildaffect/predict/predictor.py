@@ -27,10 +27,10 @@ from wildaffect.derived import (
 )
 from wildaffect.errors import WildaffectError
 from wildaffect.labels import AU_NAMES, EXPR_NAMES, VA_NAMES, Task
+from wildaffect.predict import DEFAULT_CHUNK_FRAMES
 from wildaffect.predict.frames import FrameChunk, audio_only_chunk, iter_frame_chunks
 from wildaffect.predict.table import COLUMNS, GapFiller, build_rows
 
-DEFAULT_CHUNK_FRAMES = 256
 #: What each task's columns may come from.
 KNOWN_SOURCES = {
     Task.AU: (FROM_MODEL, AU_FROM_BLENDSHAPES),
