@@ -50,3 +50,15 @@ def test_a_smiling_photo_scores_happier_than_a_neutral_one(predictor, fixtures_d
             assert smiling[au] > neutral[au], (smiling_photo.name, au)
         assert smiling["valence"] > neutral["valence"]
     assert np.isfinite(neutral[["valence", "arousal"]].to_numpy(float)).all()
+
+
+def test_bf16_autocast_agrees_with_fp32(predictor, fixtures_dir):
+    from wildaffect.labels import EXPR_NAMES
+    from wildaffect.predict.predictor import Predictor
+
+    clip = fixtures_dir / "media" / "1001_DFA_HAP_XX.flv"
+    fp32 = predictor.predict(clip)
+    bf16 = Predictor(dtype="bf16").predict(clip)
+    gap = np.abs(bf16[list(EXPR_NAMES)].to_numpy(float) - fp32[list(EXPR_NAMES)].to_numpy(float))
+    assert gap.max() < 0.02
+    assert (bf16["expression"] == fp32["expression"]).mean() >= 0.95
