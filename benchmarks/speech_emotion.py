@@ -55,8 +55,8 @@ VALIDATION = "Validation_Set"
 class Recipe:
     """What is trained per fold: TrainConfig fields and model overrides (besides the fixed ones)."""
 
-    epochs: int = 30
-    lr: float = 1e-3
+    epochs: int = 16
+    lr: float = 2e-3
     batch_size: int = 16
     weight_decay: float = 0.05
     warmup_epochs: float = 2.0
@@ -67,7 +67,7 @@ class Recipe:
     crema_d: bool = True
     # SpecAugment-style masking (train/augment.py): time masks, their max width (frames),
     # feature masks, their max width (dims); None = off.
-    mask: tuple[int, int, int, int] | None = None
+    mask: tuple[int, int, int, int] | None = (2, 10, 2, 20)
     model: dict[str, Any] = field(default_factory=dict)
 
 
@@ -242,8 +242,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--label-smoothing", type=float, default=Recipe.label_smoothing)
     parser.add_argument("--no-crema-d", action="store_true",
                         help="leave out CREMA-D (mp3 voices, flv faces + voices) from training")
-    parser.add_argument("--mask", type=str, default="",
-                        help="audio masking: time masks,width,feature masks,width (e.g. 2,10,2,20)")
+    parser.add_argument("--mask", type=str, default=",".join(map(str, Recipe.mask)),
+                        help="audio masking: time masks,width,feature masks,width ('' = off)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="model override, e.g. --set d_model=64 (repeatable)")
     parser.add_argument("--folds", type=str, default="", help="only these folds, e.g. 0,3")
