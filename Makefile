@@ -41,11 +41,17 @@ clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
 
 # The bundled default model (EXPR head trained on the faces-expression photos; AU and VA
-# derived): writes src/wildaffect/assets/models/default. The CV numbers in its card come from
-# benchmarks/faces_expression.py's report when it exists (run that first to refresh them).
-SHARED_DATA ?= ../shared/data
-FACES_CACHE ?= runs/cache/faces
-FACES_CV    ?= benchmarks/results/faces_expression.json
+# derived): writes src/wildaffect/assets/models/default, then its voice companion for
+# audio-only input (EmoDB + CREMA-D speech): src/wildaffect/assets/models/default-voice.
+# The CV numbers in the cards come from the benchmarks' reports when they exist
+# (benchmarks/faces_expression.py, benchmarks/speech_emotion.py: run them first to refresh).
+SHARED_DATA  ?= ../shared/data
+FACES_CACHE  ?= runs/cache/faces
+FACES_CV     ?= benchmarks/results/faces_expression.json
+SPEECH_CACHE ?= runs/cache/speech
+SPEECH_LOSO  ?= benchmarks/results/speech_emotion.json
 default-model: install
 	$(BIN)/python scripts/train_default_model.py --data $(SHARED_DATA) --cache $(FACES_CACHE) \
 		$(if $(wildcard $(FACES_CV)),--cv-report $(FACES_CV))
+	$(BIN)/python scripts/train_default_voice.py --data $(SHARED_DATA) --cache $(SPEECH_CACHE) \
+		$(if $(wildcard $(SPEECH_LOSO)),--loso $(SPEECH_LOSO))

@@ -28,6 +28,7 @@ SHIP_FOLDS = 10  # fold 0 of 10 held out: ~380 photos of identities the model ne
 SHIP_VALIDATION_FOLD = 0
 OUTPUTS = {"EXPR": "model", "AU": "blendshapes-facs", "VA": "circumplex"}
 DATA_NAME = "faces-expression"
+VOICE_MODEL = "default-voice"
 
 
 def prepare_cache(items, cache_dir: Path, workers: int) -> list[str]:
@@ -135,7 +136,8 @@ def main(argv: list[str] | None = None) -> Path:
         "cross_validation": {DATA_NAME.split("-")[0]: cv_summary(args.cv_report)},
         "reproduce": "make default-model (scripts/train_default_model.py)",
     }
-    folder = save_package(model, args.out, outputs=OUTPUTS, card=card)
+    # Audio-only input goes to the voice companion (scripts/train_default_voice.py).
+    folder = save_package(model, args.out, outputs=OUTPUTS, card=card, voice_model=VOICE_MODEL)
     size = sum(p.stat().st_size for p in folder.iterdir())
     print(f"wrote {folder} ({size / 1e6:.2f} MB); train/validation split: "
           f"{len(summary.videos[SPLITS[0]])} / {len(summary.videos[SPLITS[1]])} photos")

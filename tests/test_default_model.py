@@ -62,3 +62,19 @@ def test_bf16_autocast_agrees_with_fp32(predictor, fixtures_dir):
     gap = np.abs(bf16[list(EXPR_NAMES)].to_numpy(float) - fp32[list(EXPR_NAMES)].to_numpy(float))
     assert gap.max() < 0.02
     assert (bf16["expression"] == fp32["expression"]).mean() >= 0.95
+
+
+def test_audio_only_input_goes_to_the_voice_companion(predictor, fixtures_dir):
+    from wildaffect.labels import AU_NAMES, EXPR_NAMES
+    from wildaffect.predict.predictor import InputSummary
+
+    assert predictor.voice_model == "default-voice" and not predictor.config.has_audio
+    summary = InputSummary()
+    chunks = list(predictor.iter_chunks(fixtures_dir / "media" / "1002_DFA_HAP_XX.mp3", summary))
+    table = __import__("pandas").concat([c.rows for c in chunks], ignore_index=True)
+    assert summary.audio_only and "companion" in summary.notes[-1]
+    np.testing.assert_allclose(np.diff(table["time_s"]), 0.02, atol=1e-9)
+    assert (table["face"] == 0).all() and table[list(AU_NAMES)].isna().all(axis=None)
+    np.testing.assert_allclose(table[list(EXPR_NAMES)].sum(axis=1), 1.0, atol=1e-5)
+    _, meta = load_package(bundled_model_dir("default-voice"))
+    assert meta["model_config"]["d_audio"] > 0 and meta["outputs"]["EXPR"] == "model"

@@ -41,11 +41,13 @@ def save_package(
     *,
     outputs: dict[str, str] | None = None,
     card: dict[str, Any] | None = None,
+    voice_model: str | None = None,
 ) -> Path:
     """Write ``model`` as a package folder (both files atomically); returns the folder.
 
     ``outputs``: task -> source (``"model"`` or a derivation name); tasks the model predicts
-    default to ``"model"``.
+    default to ``"model"``. ``voice_model``: for a model without audio input, the package
+    (bundled name or folder) that predicts audio-only input instead.
     """
     from safetensors.torch import save_file
 
@@ -69,6 +71,8 @@ def save_package(
         "wildaffect_version": __version__,
         "card": card or {},
     }
+    if voice_model is not None:
+        meta["voice_model"] = voice_model
     atomic_write_text(folder / META_FILE, json.dumps(meta, indent=2) + "\n")
     return folder
 

@@ -104,6 +104,10 @@ class Predictor:
         self.audio_encoder = (
             load_encoder(self.config.audio_encoder, "audio") if self.config.has_audio else None
         )
+        # A model without audio may name a companion package for audio-only input.
+        voice = self.meta.get("voice_model")
+        self.voice_model: str | None = voice if voice and not self.config.has_audio else None
+        self._voice: Predictor | None = None
         self._torch = torch
 
     def _sources(self, outputs: dict[str, str]) -> dict[Task, str | None]:
@@ -140,10 +144,23 @@ class Predictor:
             return pd.DataFrame(columns=list(COLUMNS))
         return pd.concat(parts, ignore_index=True)
 
+    @property
+    def hears_voice(self) -> bool:
+        """The model takes audio, or names a voice companion for audio-only input."""
+        return self.audio_encoder is not None or self.voice_model is not None
+
     def voice_instead(self, summary: InputSummary) -> bool:
-        """After a pass over a video: no face anywhere, but a voice the model can hear."""
+        """After a pass over a video: no face anywhere, but a voice that can be heard."""
         return (summary.kind == "video" and summary.n_frames > 0 and summary.n_face_frames == 0
-                and summary.audio and self.audio_encoder is not None)
+                and summary.audio and self.hears_voice)
+
+    def _voice_predictor(self) -> Predictor:
+        if self._voice is None:
+            self._voice = Predictor(
+                self.voice_model, device=self.options.device, dtype=self.options.dtype,
+                chunk_frames=self.chunk_frames, face_model=self.face_model,
+            )  # fmt: skip
+        return self._voice
 
     def iter_chunks(
         self, path: str | Path, summary: InputSummary | None = None, *, audio_only: bool = False
@@ -156,10 +173,16 @@ class Predictor:
         path = Path(path)
         summary = summary if summary is not None else InputSummary()
         info = probe(path)
-        summary.kind = info.kind
-        chunks = (self._audio_only(path, summary) if info.kind == "audio" or audio_only
+        summary.kind, summary.audio = info.kind, info.has_audio  # refined by the audio stream
+        audio_only = audio_only or info.kind == "audio"
+        if audio_only and self.audio_encoder is None and self.voice_model is not None:
+            summary.notes.append(f"predicted from the voice by the companion model "
+                                 f"{self.voice_model!r} (this model takes no audio)")
+            yield from self._voice_predictor().iter_chunks(path, summary, audio_only=True)
+            return
+        chunks = (self._audio_only(path, summary) if audio_only
                   else self._with_frames(path, info.kind, summary))
-        if not self.interpolate:
+        if not self.interpolate or audio_only:  # no face rows to interpolate from
             for chunk in chunks:
                 summary.add(chunk.rows)
                 yield chunk

@@ -1,0 +1,95 @@
+"""Train the default model's voice companion and write it into the package.
+
+The bundled face model takes no audio; audio-only input (and a video with no face at all) is
+predicted by this companion: ``default-offline`` with ``fusion="concat"`` over the weight-free
+``logmel-egemaps`` audio features, EXPR head, trained by ``wildaffect train`` on the speech in
+``../shared/data`` (EmoDB with its 7 emotions mapped onto the ABAW classes, boredom -> Other,
+plus the CREMA-D clips) with the recipe that ``benchmarks/speech_emotion.py`` cross-validates
+leave-one-speaker-out (its ``Recipe`` defaults; the same functions build the data and train).
+EmoDB speaker fold 0 is held out (its UAR is reported, nothing is selected on it); the
+final weights ship.
+
+    python scripts/train_default_voice.py --data ../shared/data --cache runs/cache/speech
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))  # the LOSO benchmark's data and training steps
+
+VOICE_PACKAGE = "default-voice"
+OUTPUTS = {"EXPR": "model", "VA": "circumplex"}
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--cache", type=Path, default=REPO / "runs" / "cache" / "speech")
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "default-voice")
+    parser.add_argument("--loso", type=Path, default=None,
+                        help="speech_emotion.py JSON whose LOSO numbers go into the card")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    import torch
+    from speech_emotion import (
+        Recipe,
+        build_cache,
+        score_held_out,
+        speech_items,
+        train_fold,
+        uar,
+        write_fold_tree,
+    )
+
+    from wildaffect.data.cache import FeatureCache
+    from wildaffect.models.package import bundled_model_dir, save_package
+
+    torch.set_num_threads(args.threads)
+    recipe = Recipe()
+    emodb, extra = speech_items(args.data, recipe.crema_d)
+    build_cache(emodb + extra, args.cache)
+    cache = FeatureCache(args.cache)
+    clip_len = max(cache.read_meta(i.path.stem)["n_frames"] for i in emodb + extra)
+    tree = args.work / "tree"
+    speaker = write_fold_tree(emodb, extra, args.cache, tree, fold=0)
+    model = train_fold(recipe, tree, args.cache, args.work / "run", clip_len)
+    probs = score_held_out(model, tree, args.cache)
+    held = [i for i in emodb if i.path.stem in probs]
+    held_uar = uar(np.array([i.expr for i in held]),
+                   np.array([probs[i.path.stem].argmax() for i in held]))
+    loso = {}
+    if args.loso is not None and args.loso.is_file():
+        loso = json.loads(args.loso.read_text()).get("results", {})
+    card = {
+        "name": "wildaffect default (offline, voice companion)",
+        "used_for": "audio-only input and videos without any face, when the face model takes "
+                    "no audio",
+        "architecture": "default-offline, fusion concat: logmel-egemaps (180-d, 20 ms) -> "
+                        "causal AG-SSM -> EXPR head; no face input in training",
+        "training_data": {
+            "EmoDB": f"{len(emodb)} utterances, 7 speakers (speech-emotion/labels.csv)",
+            "CREMA-D": f"{len(extra)} clips (media/crema-d)",
+            "mapping": "anger, disgust, fear, happiness, sadness, neutral -> same ABAW class; "
+                       "boredom -> Other",
+        },
+        "recipe": asdict(recipe),
+        "held_out_speaker": {"speaker": str(speaker), "uar_7_classes": round(held_uar, 4)},
+        "loso": loso,
+        "command": "python scripts/train_default_voice.py --data ../shared/data",
+    }
+    folder = save_package(model, bundled_model_dir(VOICE_PACKAGE), outputs=OUTPUTS, card=card)
+    print(f"held-out speaker {speaker}: UAR {held_uar:.3f}; package {folder}")
+    return folder
+
+
+if __name__ == "__main__":
+    main()
