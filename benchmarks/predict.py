@@ -209,7 +209,7 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from preprocess import concatenate  # benchmarks/preprocess.py, beside this file
+    from preprocess import concatenate, length_ratios  # benchmarks/preprocess.py, beside this
 
     groups = groups_of(args.data, args.clips)
     if not (args.data / WARM_UP_IMAGE).is_file():
@@ -250,13 +250,8 @@ def main() -> None:
             print(f"{grid_clip.stem} x{repeats}: {result['frames']} frames, "
                   f"peak {result['peak_mib']:.0f} MiB", flush=True)  # fmt: skip
     results["load_average_after"] = os.getloadavg()
-    one, ten = results["length"]["x1"], results["length"][f"x{LONG_REPEATS}"]
     results["length"]["clip"] = grid_clip.name
-    results["length"]["peak_ratio"] = ten["peak_mib"] / one["peak_mib"]
-    floor = baseline["peak_mib"]
-    results["length"]["growth_ratio_above_baseline"] = (ten["peak_mib"] - floor) / max(
-        one["peak_mib"] - floor, 1e-9
-    )
+    results["length"].update(length_ratios(results["length"], baseline["peak_mib"]))
 
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)

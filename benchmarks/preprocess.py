@@ -161,6 +161,13 @@ def concatenate(source: Path, repeats: int, out: Path) -> Path:
     return out
 
 
+def length_ratios(length: dict, floor_mib: float) -> dict[str, float]:
+    """Peak memory of the x10 run over the x1 run, and the same above the baseline's floor."""
+    one, ten = length["x1"]["peak_mib"], length[f"x{LONG_REPEATS}"]["peak_mib"]
+    return {"peak_ratio": ten / one,
+            "growth_ratio_above_baseline": (ten - floor_mib) / max(one - floor_mib, 1e-9)}
+
+
 def clip_groups(data: Path, n_clips: int) -> dict[str, list[Path]]:
     media = data / "media"
     groups = {
@@ -209,12 +216,7 @@ def main() -> None:
             results["length"][f"x{repeats}"] = result
             print(f"{grid_clip.stem} x{repeats}: {result['frames']} frames, "
                   f"peak {result['peak_mib']:.0f} MiB", flush=True)  # fmt: skip
-    one, ten = results["length"]["x1"], results["length"][f"x{LONG_REPEATS}"]
-    results["length"]["peak_ratio"] = ten["peak_mib"] / one["peak_mib"]
-    floor = baseline["peak_mib"]
-    results["length"]["growth_ratio_above_baseline"] = (ten["peak_mib"] - floor) / max(
-        one["peak_mib"] - floor, 1e-9
-    )
+    results["length"].update(length_ratios(results["length"], baseline["peak_mib"]))
 
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)

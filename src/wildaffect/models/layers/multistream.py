@@ -28,6 +28,18 @@ def _path_key(src: str, dst: str) -> str:
     return f"{src}_to_{dst}"
 
 
+def _cross_attention_paths(
+    pairs: list[tuple[str, str]], d_model: int, n_heads: int, window: int | None, dropout: float
+) -> nn.ModuleDict:
+    """One cross-attention per directed (source, target) pair: target queries source."""
+    return nn.ModuleDict({
+        _path_key(src, dst): AsymmetricCrossAttention(
+            d_model, d_model, d_model, n_heads, window, dropout
+        )
+        for src, dst in pairs
+    })
+
+
 class DirectedMoEFusion(nn.Module):
     """Seed 003 ¶0: "a Directed Cross-Modal Mixture-of-Experts Fusion Strategy that learns
     interactions between modalities with adaptive weighting".
@@ -45,12 +57,7 @@ class DirectedMoEFusion(nn.Module):
         super().__init__()
         self.names = tuple(names)
         self.pairs = directed_pairs(self.names)
-        self.paths = nn.ModuleDict({
-            _path_key(src, dst): AsymmetricCrossAttention(
-                d_model, d_model, d_model, n_heads, window, dropout
-            )
-            for src, dst in self.pairs
-        })
+        self.paths = _cross_attention_paths(self.pairs, d_model, n_heads, window, dropout)
         self.norms = nn.ModuleDict({_path_key(s, d): nn.LayerNorm(d_model) for s, d in self.pairs})
         n_experts = len(self.pairs) + len(self.names)
         self.router = nn.Linear(len(self.names) * (d_model + 1), n_experts)
@@ -140,12 +147,7 @@ class MultiPathCrossAttention(nn.Module):
         super().__init__()
         self.names = tuple(names)
         self.pairs = directed_pairs(self.names)
-        self.paths = nn.ModuleDict({
-            _path_key(src, dst): AsymmetricCrossAttention(
-                d_model, d_model, d_model, n_heads, window, dropout
-            )
-            for src, dst in self.pairs
-        })
+        self.paths = _cross_attention_paths(self.pairs, d_model, n_heads, window, dropout)
         self.source_logits = nn.ParameterDict(
             {dst: nn.Parameter(torch.zeros(len(self.names) - 1)) for dst in self.names}
         )
