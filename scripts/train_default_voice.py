@@ -5,7 +5,7 @@ predicted by this companion: ``default-offline`` with ``fusion="concat"`` over t
 ``logmel-egemaps`` audio features, EXPR head, trained by ``wildaffect train`` on the speech in
 ``../shared/data`` (EmoDB with its 7 emotions mapped onto the ABAW classes, boredom -> Other,
 plus the CREMA-D clips) with the recipe that ``benchmarks/speech_emotion.py`` cross-validates
-leave-one-speaker-out (its ``Recipe`` defaults; the same functions build the data and train).
+leave-one-speaker-out (both use :mod:`wildaffect.train.voice`: the same recipe and steps).
 EmoDB speaker fold 0 is held out (its UAR is reported, nothing is selected on it); the
 final weights ship.
 
@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))  # the LOSO benchmark's data and training steps
 
 VOICE_PACKAGE = "default-voice"
 OUTPUTS = {"EXPR": "model", "VA": "circumplex"}
@@ -40,7 +38,10 @@ def main(argv: list[str] | None = None) -> Path:
     args = parser.parse_args(argv)
 
     import torch
-    from speech_emotion import (
+
+    from wildaffect.data.cache import FeatureCache
+    from wildaffect.models.package import bundled_model_dir, save_package
+    from wildaffect.train.voice import (
         Recipe,
         build_cache,
         score_held_out,
@@ -49,9 +50,6 @@ def main(argv: list[str] | None = None) -> Path:
         uar,
         write_fold_tree,
     )
-
-    from wildaffect.data.cache import FeatureCache
-    from wildaffect.models.package import bundled_model_dir, save_package
 
     torch.set_num_threads(args.threads)
     recipe = Recipe()

@@ -1,0 +1,154 @@
+"""The voice model's recipe and steps, defined once.
+
+``benchmarks/speech_emotion.py`` cross-validates it leave-one-speaker-out on EmoDB and
+``scripts/train_default_voice.py`` trains the shipped voice companion (``default-voice``) with
+it: both use these functions, so the LOSO numbers in the model card describe what ships.
+
+The model: ``default-offline`` with ``fusion="concat"`` (the audio enters the per-frame
+sequence; the visual input is the learned no-face token) over ``logmel-egemaps`` features,
+EXPR head; each utterance is one clip with its label on every 20 ms frame; an utterance is
+scored by the mean over its frames of P(class).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wildaffect.data.speech import EMOTION_TO_EXPR, SpeechItem, read_crema_d, read_emodb
+from wildaffect.labels import EXPR_NAMES
+
+VISUAL = "mediapipe-regions"
+AUDIO = "logmel-egemaps"
+#: The 7 ABAW classes EmoDB's emotions map onto: the classes UAR is averaged over.
+EMODB_CLASSES = sorted(EXPR_NAMES.index(c) for c in set(EMOTION_TO_EXPR.values()))
+VALIDATION = "Validation_Set"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What is trained per fold: TrainConfig fields and model overrides (besides the fixed ones)."""
+
+    epochs: int = 16
+    lr: float = 2e-3
+    batch_size: int = 16
+    weight_decay: float = 0.05
+    warmup_epochs: float = 2.0
+    balanced: bool = False
+    class_weight_power: float = 0.5
+    label_smoothing: float = 0.0
+    input_norm: bool = True
+    crema_d: bool = True
+    # SpecAugment-style masking (train/augment.py): time masks, their max width (frames),
+    # feature masks, their max width (dims); None = off.
+    mask: tuple[int, int, int, int] | None = (2, 10, 2, 20)
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def speech_items(data: Path, crema_d: bool) -> tuple[list[SpeechItem], list[SpeechItem]]:
+    emodb = read_emodb(data / "speech-emotion")
+    extra = read_crema_d(data / "media" / "crema-d") if crema_d else []  # .mp3 and .flv
+    return emodb, extra
+
+
+def build_cache(items: list[SpeechItem], cache_dir: Path) -> dict[str, float]:
+    """Preprocess + extract every item (cached records and features are skipped)."""
+    from wildaffect.extract import extract_batch
+    from wildaffect.preprocess import preprocess_batch
+
+    start = time.perf_counter()
+    report = preprocess_batch([i.path for i in items], cache_dir, crops="npy")  # flv: faces
+    if not report.all_ok:
+        raise SystemExit("\n".join(r.describe_failure() for r in report.failures))
+    preprocessed = time.perf_counter()
+    extracted = extract_batch(cache_dir, visual=VISUAL, audio=AUDIO, device="cpu")
+    if not extracted.all_ok:
+        raise SystemExit("\n".join(r.describe_failure() for r in extracted.failures))
+    return {"preprocess_s": preprocessed - start, "extract_s": time.perf_counter() - preprocessed}
+
+
+def write_fold_tree(
+    emodb: list[SpeechItem], extra: list[SpeechItem], cache_dir: Path, out: Path, fold: int
+) -> str:
+    """ABAW tree with one EmoDB speaker as Validation_Set (+ CREMA-D in Train) -> that speaker."""
+    from wildaffect.data.abaw import ANNOTATION_SUFFIX, format_annotation
+    from wildaffect.data.cache import FeatureCache
+    from wildaffect.data.labelled import LabelledItem, write_expression_tree
+    from wildaffect.labels import TASK_SPECS, Task
+
+    speakers = sorted({i.speaker for i in emodb})
+    items = [LabelledItem(i.path, i.expr, i.speaker) for i in emodb]
+    summary = write_expression_tree(
+        items, cache_dir, out, folds=len(speakers), validation_fold=fold, seed=0
+    )
+    held_out = {i.speaker for i in emodb if i.path.stem in set(summary.videos[VALIDATION])}
+    if len(held_out) != 1:
+        raise SystemExit(f"fold {fold} holds speakers {sorted(held_out)}, not exactly one")
+    cache = FeatureCache(cache_dir)
+    train_dir = out / TASK_SPECS[Task.EXPR].challenge_dir / "Train_Set"
+    for item in extra:  # another corpus's speakers: always training data
+        n_frames = cache.read_array(item.path.stem, "has_face", mmap=True).shape[0]
+        text = format_annotation(Task.EXPR, np.full(n_frames, item.expr))
+        (train_dir / f"{item.path.stem}{ANNOTATION_SUFFIX}").write_text(text)
+    return held_out.pop()
+
+
+# ------------------------------------------------------------------------------- model
+
+
+def train_fold(recipe: Recipe, tree: Path, cache_dir: Path, run_dir: Path, clip_len: int):
+    """Fit one fold; -> the loaded final model (eval mode)."""
+    from wildaffect.train.config import TrainConfig
+    from wildaffect.train.run import FINAL_CHECKPOINT, load_model, train
+
+    overrides = {"fusion": "concat", "input_norm": recipe.input_norm, **recipe.model}
+    config = TrainConfig(
+        preset="default-offline", data_dir=str(tree), cache_dir=str(cache_dir),
+        out_dir=str(run_dir), visual_encoder=VISUAL, audio_encoder=AUDIO, tasks=("EXPR",),
+        model_overrides=overrides, epochs=recipe.epochs, lr=recipe.lr,
+        weight_decay=recipe.weight_decay, warmup_epochs=recipe.warmup_epochs,
+        batch_size=recipe.batch_size, balanced=recipe.balanced,
+        class_weight_power=recipe.class_weight_power, label_smoothing=recipe.label_smoothing,
+        clip_len=clip_len, clip_stride=clip_len, progress_bar=False, seed=0,
+        val_every_n_epochs=recipe.epochs,  # validation only scores the final weights
+    )  # fmt: skip
+    callbacks = []
+    if recipe.mask is not None:
+        from wildaffect.train.augment import AudioMasking, MaskSpec
+
+        callbacks.append(AudioMasking(MaskSpec(*recipe.mask), seed=0))
+    train(config, callbacks=callbacks)
+    return load_model(run_dir / FINAL_CHECKPOINT)
+
+
+def score_held_out(model, tree: Path, cache_dir: Path) -> dict[str, np.ndarray]:
+    """Record -> (8,) mean over frames of the softmax, for every Validation_Set record."""
+    import torch
+
+    from wildaffect.data.dataset import VideoDataset, collate
+    from wildaffect.labels import Task
+    from wildaffect.models.heads import to_probabilities
+
+    data = VideoDataset(cache_dir, tree, VALIDATION, ["EXPR"], VISUAL, AUDIO)
+    out = {}
+    with torch.inference_mode():
+        for item in data:
+            batch = collate([item])
+            probs = to_probabilities(model(batch).outputs)[Task.EXPR][0]  # (T, 8)
+            out[item["video"]] = probs[batch["valid_mask"][0]].mean(0).numpy()
+    return out
+
+
+def uar(y: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import recall_score
+
+    return float(
+        recall_score(y, pred, labels=EMODB_CLASSES, average="macro", zero_division=0)
+    )
