@@ -246,6 +246,10 @@ class ClipDataset(_BaseDataset):
     1..frame_step. The draw is a function of (``step_seed``, epoch, clip index) only, not of
     any RNG state, so resuming mid-epoch sees the same clips; :meth:`set_epoch` changes the
     draws between epochs (epoch 0 until it is called).
+
+    ``pad_short=False`` reads a clip that would run past its video's end at its own length
+    instead of padding it to ``clip_len`` (``collate`` pads within the batch): with
+    :meth:`length_groups` this keeps 1-frame photos from being padded to an utterance's length.
     """
 
     def __init__(
@@ -260,12 +264,14 @@ class ClipDataset(_BaseDataset):
         stride: int = DEFAULT_CLIP_STRIDE,
         frame_step: int = 1,
         step_seed: int = 0,
+        pad_short: bool = True,
     ) -> None:
         super().__init__(cache, labels_root, split, tasks, visual_encoder, audio_encoder)
         if frame_step < 1:
             raise ValueError(f"frame_step must be >= 1, got {frame_step}")
         self.clip_len, self.stride = clip_len, stride
         self.frame_step, self.step_seed, self.epoch = frame_step, step_seed, 0
+        self.pad_short = pad_short
         self.clips = [
             (i, start)
             for i, source in enumerate(self.sources)
@@ -277,7 +283,18 @@ class ClipDataset(_BaseDataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         i, start = self.clips[index]
-        return self._reader.read(self.sources[i], start, self.clip_len, self.clip_step(index))
+        step = self.clip_step(index)
+        length = self.clip_len
+        if not self.pad_short:
+            length = min(length, -(-(self.sources[i].n_frames - start) // step))
+        return self._reader.read(self.sources[i], start, length, step)
+
+    def length_groups(self) -> np.ndarray:
+        """(n_clips,) group id of every clip: clips whose unpadded lengths share a power-of-two
+        range (1, 2-3, 4-7, ...) share a group; see ``EpochSampler(groups=...)``."""
+        lengths = [min(self.clip_len, self.sources[i].n_frames - start)
+                   for i, start in self.clips]
+        return np.array([n.bit_length() for n in lengths])
 
     def set_epoch(self, epoch: int) -> None:
         """Select the frame-skipping draws of ``epoch`` (no effect with ``frame_step`` 1)."""

@@ -55,6 +55,10 @@ class TrainConfig:
     clip_stride: int = 128
     batch_size: int = 16
     balanced: bool = False
+    # Batches of clips of similar length (clip lengths in the same power-of-two range), and
+    # videos shorter than clip_len read at their own length instead of padded to it: for data
+    # that mixes 1-frame photos with 100-frame utterances (single process, not with balanced).
+    group_by_length: bool = False
     num_workers: int = 0
     # Validation: every N epochs (the run always scores its final weights at the end), and
     # whole videos per batch (> 1 pads shorter videos: exact for causal models and 1-frame
@@ -93,6 +97,8 @@ class TrainConfig:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.warmup_epochs < 0:
             problems.append(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if self.group_by_length and (self.balanced or self.devices * self.num_nodes > 1):
+            problems.append("group_by_length works with one process and without balanced")
         if problems:
             from wildaffect.errors import WildaffectError
 

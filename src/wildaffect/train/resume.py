@@ -28,11 +28,25 @@ from torch.utils.data import Sampler
 
 class EpochSampler(Sampler[int]):
     """Indices ``0..n-1`` shuffled by ``seed + epoch`` (or drawn with replacement by
-    ``weights`` for class-balanced training); ``skip_once`` drops a prefix of one epoch."""
+    ``weights`` for class-balanced training); ``skip_once`` drops a prefix of one epoch.
 
-    def __init__(self, n: int, seed: int = 0, weights: np.ndarray | None = None) -> None:
+    With ``groups`` (a group id per index) and ``batch_size``, every run of ``batch_size``
+    consecutive indices comes from one group (batches of similar clip lengths): each group's
+    shuffled indices are cut into batches, its last batch filled up with the group's first
+    indices, and the batches shuffled. The order is still a function of (seed, epoch) only.
+    """
+
+    def __init__(
+        self, n: int, seed: int = 0, weights: np.ndarray | None = None,
+        groups: np.ndarray | None = None, batch_size: int = 1,
+    ) -> None:
         self.n, self.seed, self.epoch = n, seed, 0
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
+        if groups is not None and weights is not None:
+            raise ValueError("groups and weights cannot be combined")
+        if groups is not None and len(groups) != n:
+            raise ValueError(f"groups has {len(groups)} entries for {n} indices")
+        self.groups, self.batch_size = groups, batch_size
         self._skip: tuple[int, int] | None = None  # (epoch, indices to drop)
 
     def set_epoch(self, epoch: int) -> None:
@@ -47,7 +61,18 @@ class EpochSampler(Sampler[int]):
         generator = torch.Generator().manual_seed(self.seed + epoch)
         if self.weights is not None:
             return torch.multinomial(self.weights, self.n, True, generator=generator).tolist()
-        return torch.randperm(self.n, generator=generator).tolist()
+        shuffled = torch.randperm(self.n, generator=generator).tolist()
+        if self.groups is None:
+            return shuffled
+        batches: list[list[int]] = []
+        for group in sorted(set(self.groups.tolist())):
+            members = [i for i in shuffled if self.groups[i] == group]
+            for start in range(0, len(members), self.batch_size):
+                batch = members[start:start + self.batch_size]
+                batch += members[:self.batch_size - len(batch)]  # fill the last one up
+                batches.append(batch)
+        batch_order = torch.randperm(len(batches), generator=generator).tolist()
+        return [i for b in batch_order for i in batches[b]]
 
     def __iter__(self) -> Iterator[int]:
         indices = self.order(self.epoch)
@@ -59,7 +84,10 @@ class EpochSampler(Sampler[int]):
     def __len__(self) -> int:
         # The full epoch even when resuming mid-way: Lightning counts the skipped batches as
         # done (its batch counter is restored) and the LR schedule depends on this length.
-        return self.n
+        if self.groups is None:
+            return self.n
+        sizes = np.unique(self.groups, return_counts=True)[1]
+        return int(sum(-(-size // self.batch_size) * self.batch_size for size in sizes))
 
 
 def rng_states() -> dict[str, Any]:

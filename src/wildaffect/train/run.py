@@ -113,7 +113,8 @@ def build_datasets(config: TrainConfig, tasks: list[Task]):
     }
     train_split, val_split = SPLITS
     train_set = ClipDataset(split=train_split, clip_len=config.clip_len,
-                            stride=config.clip_stride, **common)
+                            stride=config.clip_stride, pad_short=not config.group_by_length,
+                            **common)
     val_set = VideoDataset(split=val_split, **common)
     if train_set.feature_shapes() != val_set.feature_shapes():
         raise WildaffectError(
@@ -210,14 +211,16 @@ def train(
     if world_size == 1:
         # Clip order a function of (seed, epoch): resumable mid-epoch (train/resume.py).
         weights = train_set.sample_weights() if config.balanced else None
-        sampler = EpochSampler(len(train_set), config.seed, weights)
+        groups = train_set.length_groups() if config.group_by_length else None
+        sampler = EpochSampler(len(train_set), config.seed, weights, groups, config.batch_size)
         extra.append(ResumeState(sampler, config.batch_size))
     else:
         # Lightning swaps in a DistributedSampler (seeded by the global seed, set_epoch'ed).
         sampler = train_set.balanced_sampler(seed=config.seed) if config.balanced else None
         extra.append(RankReport(run_dir))
     generator = torch.Generator().manual_seed(config.seed)  # worker seeds only
-    per_rank = math.ceil(len(train_set) / world_size)  # DistributedSampler pads to equal shares
+    # DistributedSampler pads to equal shares; a grouping sampler fills up its last batches.
+    per_rank = math.ceil((len(sampler) if world_size == 1 else len(train_set)) / world_size)
     drop_last = per_rank > config.batch_size
     train_loader = torch.utils.data.DataLoader(
         train_set, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
