@@ -291,3 +291,24 @@ def test_audio_features_in_blocks_match_the_whole_file(fixtures_dir, monkeypatch
     assert streamed.shape == whole.shape
     np.testing.assert_allclose(streamed, whole, rtol=1e-5, atol=1e-3)
     assert len(stream.features(start, start + 10)) == 0, "past the end: nothing"
+
+
+def test_a_face_only_model_hands_audio_only_input_to_its_voice_companion(package, fixtures_dir,
+                                                                        tmp_path):
+    from wildaffect.models.package import save_package
+    from wildaffect.models.registry import create_model
+    from wildaffect.predict.predictor import InputSummary, Predictor
+
+    torch.manual_seed(1)
+    face_only = create_model("default-offline", tasks=(Task.EXPR,), losses={"EXPR": "ce"},
+                             d_audio=0).eval()
+    folder = save_package(face_only, tmp_path / "face-only", voice_model=str(package))
+    speech = fixtures_dir / "media" / "1002_DFA_HAP_XX.mp3"
+    summary = InputSummary()
+    predictor = Predictor(folder)
+    assert not predictor.config.has_audio and predictor.hears_voice
+    table = pd.concat([c.rows for c in predictor.iter_chunks(speech, summary)], ignore_index=True)
+    assert summary.audio_only and "companion" in summary.notes[-1]
+    direct = Predictor(package).predict(speech)
+    np.testing.assert_allclose(table[list(EXPR_NAMES)].to_numpy(float),
+                               direct[list(EXPR_NAMES)].to_numpy(float), atol=1e-6)
