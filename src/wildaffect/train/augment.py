@@ -1,4 +1,5 @@
-"""SpecAugment-style masking of the cached audio features during training.
+"""Training-time augmentation of cached features: SpecAugment-style audio masking, and the
+callback that moves seed 003 ¶5's frame-skipping draws on every epoch.
 
 Cached features cannot be augmented at the waveform; masking blocks of frames and of feature
 dimensions (Park et al., 2019, on log-mel; here on any frame-aligned audio features) is the
@@ -9,7 +10,11 @@ it was built with ``input_norm``, so they read as 0 after standardisation; else 
 :class:`AudioMasking` is a Lightning callback: it edits each training batch before the forward,
 so it needs nothing from the model or the loop beyond ``trainer.fit(..., callbacks=...)``
 (``wildaffect.train.run.train(config, callbacks=[AudioMasking(...)])``). Validation and
-prediction never see it.
+prediction never see it. ``TrainConfig.audio_mask`` turns it on in ``wildaffect train``.
+
+:class:`DatasetEpoch` calls the training dataset's ``set_epoch`` (Lightning only does that for
+samplers), so ``ClipDataset(frame_step > 1)`` draws new frame steps each epoch; the epoch is
+also kept in checkpoints so a run resumed mid-epoch reads the clips it would have read.
 """
 
 from __future__ import annotations
@@ -75,4 +80,26 @@ class AudioMasking(L.Callback):
         batch["audio"] = mask_audio(audio, self.spec, fill, self.generator)
 
 
-__all__ = ["AudioMasking", "MaskSpec", "mask_audio"]
+class DatasetEpoch(L.Callback):
+    """Calls ``dataset.set_epoch(epoch)`` before each training epoch and on resume.
+
+    Lightning creates the epoch's loader iterator (and its workers, which copy the dataset)
+    after ``on_train_epoch_start`` except for the first epoch it runs, whose iterator exists
+    before any hook: that epoch is 0, or on resume the one restored by :meth:`load_state_dict`
+    (callbacks are restored before the first iterator is made).
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.dataset.set_epoch(trainer.current_epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": int(self.dataset.epoch)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.dataset.set_epoch(state_dict["epoch"])
+
+
+__all__ = ["AudioMasking", "DatasetEpoch", "MaskSpec", "mask_audio"]

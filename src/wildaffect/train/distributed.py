@@ -20,9 +20,33 @@ import torch
 RANKS_DIR = "ranks"
 
 
-def strategy_for(devices: int, num_nodes: int) -> str:
-    """``"ddp"`` (one process per device, gloo on CPU) when more than one process, else auto."""
-    return "ddp" if devices * num_nodes > 1 else "auto"
+def strategy_for(devices: int, num_nodes: int, find_unused_parameters: bool = False) -> Any:
+    """A ``DDPStrategy`` (one process per device, gloo on CPU) when more than one process, else
+    ``"auto"``. ``find_unused_parameters``: see :func:`find_unused_parameters`."""
+    if devices * num_nodes == 1:
+        return "auto"
+    from lightning.pytorch.strategies import DDPStrategy
+
+    return DDPStrategy(find_unused_parameters=find_unused_parameters)
+
+
+def find_unused_parameters(option: bool | None, model_config: Any) -> bool:
+    """Whether DDP must look for parameters without a gradient after every backward.
+
+    DDP all-reduces gradients in buckets and waits for every parameter's; a parameter that took
+    no part in the loss (a text path fed no transcript) makes it fail at the next step ("Expected
+    to have finished reduction in the prior iteration"). Searching the autograd graph for them
+    each step fixes that at some cost, so it is on only where needed: ``option`` when the user
+    set it, else (None = auto) True iff the model has an optional input stream (``d_text``,
+    ``d_behaviour``): the cached training data never supplies those, so their projections get
+    no gradient. Every other module of our models is used on every batch (missing audio or
+    faces become zeros or learned tokens, not skipped branches).
+    """
+    if option is not None:
+        return bool(option)
+    from wildaffect.models.affect import EXTRA_STREAMS
+
+    return any(getattr(model_config, width) for width in EXTRA_STREAMS.values())
 
 
 def state_checksum(state: dict[str, torch.Tensor]) -> str:
