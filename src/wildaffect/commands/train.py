@@ -90,7 +90,7 @@ def train(
     ),
     find_unused: bool | None = typer.Option(
         None, "--find-unused-parameters/--no-find-unused-parameters",
-        help="DDP: allow parameters without a gradient (default: auto, on for text/behaviour).",
+        help="DDP: allow parameters without a gradient (default: auto; train/distributed.py).",
     ),
     override: list[str] | None = typer.Option(
         None, "--set", "--override",

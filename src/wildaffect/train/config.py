@@ -80,8 +80,8 @@ class TrainConfig:
     devices: int = 1
     num_nodes: int = 1  # > 1 device in all: Lightning DDP (gloo on CPU), see train/distributed.py
     # DDP: search each step for parameters that got no gradient (needed when a module is not
-    # used for every input, slower). None = auto: on for presets with optional input streams
-    # the cached training data does not supply (text, behaviour); see train/distributed.py.
+    # used for every batch, slower). None = auto: on for models with a text / behaviour stream
+    # or HGA (skipped on face-less batches); see train/distributed.py find_unused_parameters.
     find_unused_parameters: bool | None = None
     checkpoint_every_n_steps: int = 0  # > 0: also refresh checkpoints/last.ckpt every N steps
     progress_bar: bool = True
