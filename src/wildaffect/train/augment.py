@@ -79,6 +79,13 @@ class AudioMasking(L.Callback):
         fill = getattr(pl_module.model, "audio_mean", None)
         batch["audio"] = mask_audio(audio, self.spec, fill, self.generator)
 
+    def state_dict(self) -> dict[str, Any]:
+        # In checkpoints, so a resumed run draws the masks the uninterrupted one would.
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.generator.set_state(state_dict["generator"])
+
 
 class DatasetEpoch(L.Callback):
     """Calls ``dataset.set_epoch(epoch)`` before each training epoch and on resume.
