@@ -154,21 +154,24 @@ class StopAfter(L.Callback):
             trainer.should_stop = True
 
 
-def test_resume_mid_epoch_is_exact_with_frame_step_and_audio_mask(synth, tmp_path):
-    """5 straight steps vs 4 (stopped in epoch 1), resumed for 1 more: the same 5th loss and
-    weights. Needs the dataset's epoch and the masking generator back from the checkpoint."""
+# Stopped after epoch 0's last step, or inside epoch 1 (also with a loader worker, whose copy
+# of the dataset is made before any hook runs).
+@pytest.mark.parametrize(("stop", "workers"), [(3, 0), (4, 0), (4, 1)])
+def test_resume_is_exact_with_frame_step_and_audio_mask(synth, tmp_path, stop, workers):
+    """5 straight steps vs ``stop`` steps then resumed: the same later losses and weights.
+    Needs the dataset's epoch and the masking generator back from the checkpoint."""
     torch.set_num_threads(1)
-    common = {"frame_step": 4, "audio_mask": (2, 6, 2, 3), "max_steps": 5,
+    common = {"frame_step": 4, "audio_mask": (2, 6, 2, 3), "max_steps": 5, "num_workers": workers,
               "checkpoint_every_n_steps": 1, "model_overrides": {**TINY, "dropout": 0.2}}
     straight = LossRecorder()
     train(config(synth, tmp_path / "straight", **common), callbacks=[straight])
     run = tmp_path / "resumed"
-    train(config(synth, run, **common), callbacks=[StopAfter(4)])
+    train(config(synth, run, **common), callbacks=[StopAfter(stop)])
     second = LossRecorder()
     train(config(synth, run, **common), resume=run / "checkpoints" / "last.ckpt",
           callbacks=[second])
-    assert sorted(straight.losses) == [1, 2, 3, 4, 5] and sorted(second.losses) == [5]
-    assert second.losses[5] == straight.losses[5]
+    assert sorted(straight.losses) == [1, 2, 3, 4, 5]
+    assert second.losses == {s: straight.losses[s] for s in range(stop + 1, 6)}
     want = torch.load(tmp_path / "straight" / "final.ckpt", weights_only=False)["state_dict"]
     got = torch.load(run / "final.ckpt", weights_only=False)["state_dict"]
     for name in want:

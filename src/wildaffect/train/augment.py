@@ -13,8 +13,8 @@ so it needs nothing from the model or the loop beyond ``trainer.fit(..., callbac
 prediction never see it. ``TrainConfig.audio_mask`` turns it on in ``wildaffect train``.
 
 :class:`DatasetEpoch` calls the training dataset's ``set_epoch`` (Lightning only does that for
-samplers), so ``ClipDataset(frame_step > 1)`` draws new frame steps each epoch; the epoch is
-also kept in checkpoints so a run resumed mid-epoch reads the clips it would have read.
+samplers), so ``ClipDataset(frame_step > 1)`` draws new frame steps each epoch, and a resumed
+run reads the clips the uninterrupted one would have read.
 """
 
 from __future__ import annotations
@@ -88,16 +88,21 @@ class AudioMasking(L.Callback):
 
 
 class DatasetEpoch(L.Callback):
-    """Calls ``dataset.set_epoch(epoch)`` before each training epoch and on resume.
+    """Calls ``dataset.set_epoch(epoch)`` before each training epoch, also a resumed one.
 
-    Lightning creates the epoch's loader iterator (and its workers, which copy the dataset)
-    after ``on_train_epoch_start`` except for the first epoch it runs, whose iterator exists
-    before any hook: that epoch is 0, or on resume the one restored by :meth:`load_state_dict`
-    (callbacks are restored before the first iterator is made).
+    ``on_train_epoch_start`` is skipped for the epoch a run resumes in (also when the checkpoint
+    was written after an epoch's last batch), so ``on_train_start`` sets it too:
+    ``trainer.current_epoch`` is restored by then. With ``num_workers`` > 0 the first loader
+    iterator (and its workers' copies of the dataset) exists before either hook, so the epoch
+    is also kept in checkpoints and restored before that iterator is made (exact for a resume
+    mid-epoch; after an epoch's last batch the workers start one epoch behind).
     """
 
     def __init__(self, dataset: Any) -> None:
         self.dataset = dataset
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.dataset.set_epoch(trainer.current_epoch)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.dataset.set_epoch(trainer.current_epoch)
