@@ -221,3 +221,33 @@ def test_seed003_presets_round_trip_through_a_model_package(name, tmp_path):
     before, after = model(batch).outputs, loaded.eval()(batch).outputs
     for task in before:
         torch.testing.assert_close(after[task], before[task])
+
+
+@pytest.mark.parametrize("name", ["abaw-full", "default-offline"])  # patch grid, region tokens
+def test_face_frames_only_visual_path_equals_the_dense_reference(name):
+    """encode_visual runs HGA + pooling on face frames only; the reference pools HGA's dense
+    (B, T, R, d) output with the no-face tokens scattered in."""
+    shape = (GRID, GRID, TINY["d_visual"]) if name == "abaw-full" else (
+        len(DEFAULT_REGIONS), TINY["d_visual"])
+    model = tiny(name, input_norm=True, visual_frame_shape=shape).eval()
+    batch = make_batch(model.config)
+    batch["visual"] = torch.nan_to_num(batch["visual"])
+    batch["landmarks"] = torch.nan_to_num(batch["landmarks"])
+    face_mask = batch["face_mask"]
+    with torch.no_grad():
+        model.visual_mean.normal_()
+        model.visual_std.uniform_(0.5, 2.0)
+        normed = model._normalised(batch)
+        fast = model.encode_visual(normed, face_mask)
+        full = model._normalised({**batch, "face_mask": torch.ones_like(face_mask)})
+        if model.config.visual_input == "grid":
+            tokens = model.hga(full["visual"], batch["landmarks"], face_mask)
+        else:
+            tokens = model.hga.forward_tokens(full["visual"], face_mask)
+        reference = model.region_pool(tokens)
+        no_face = torch.zeros_like(face_mask)
+        none_fast = model.encode_visual(model._normalised({**batch, "face_mask": no_face}),
+                                        no_face)
+    torch.testing.assert_close(fast, reference, atol=1e-6, rtol=1e-5)
+    assert torch.equal(normed["visual"][face_mask], full["visual"][face_mask])
+    assert torch.equal(none_fast, model.region_pool(model.hga.no_face).expand_as(none_fast))

@@ -160,7 +160,6 @@ class _CacheReader:
             out[:n] = array[rows]
             return out
 
-        visual = padded(arrays["visual"])
         face = padded(arrays["has_face"], False, bool)
         if arrays["landmarks"] is not None:
             landmarks = padded(arrays["landmarks"])
@@ -169,7 +168,12 @@ class _CacheReader:
         finite = np.isfinite(landmarks).all(axis=(1, 2))  # (L,)
         face &= finite | (arrays["landmarks"] is None)
         landmarks[~finite] = 0.0
-        visual[~face] = 0.0  # no-face frames carry no (possibly NaN) features
+        # Only face frames' features are read: no-face frames carry zeros, not their (possibly
+        # NaN) features, and an utterance without a face costs no visual reads at all.
+        visual = np.zeros((length, *arrays["visual"].shape[1:]), np.float32)
+        (face_rows,) = np.nonzero(face[:n])
+        if len(face_rows):
+            visual[face_rows] = arrays["visual"][start + face_rows * step]
         valid = np.zeros(length, bool)
         valid[:n] = True
         item: dict[str, Any] = {

@@ -217,7 +217,15 @@ class AffectModel(nn.Module):
             if value is None or not hasattr(self, f"{stream}_mean"):
                 continue
             mean, std = getattr(self, f"{stream}_mean"), getattr(self, f"{stream}_std")
-            out[stream] = ((value - mean.to(value.dtype)) / std.to(value.dtype)).clamp(-clip, clip)
+
+            def norm(x: Tensor) -> Tensor:
+                return ((x - mean.to(x.dtype)) / std.to(x.dtype)).clamp(-clip, clip)
+
+            present = batch.get("face_mask" if stream == "visual" else "audio_mask")
+            if present is None or bool(present.all()):
+                out[stream] = norm(value)
+            else:  # only the frames the model reads (speech has no face: most of a clip)
+                out[stream] = value.index_put((present,), norm(value[present]))
         return out
 
     # -- pieces -------------------------------------------------------------------------------
@@ -232,11 +240,19 @@ class AffectModel(nn.Module):
                 f"{expected_dims} dims and D={cfg.d_visual}, got {tuple(visual.shape)}"
             )
         if cfg.spatial == "hga":
+            # HGA and the pooling are per frame: run them on the face frames only and pool the
+            # learned no-face tokens once (exactly region_pool(hga(...)): tests/test_hga.py).
             if cfg.visual_input == "grid":
-                tokens = self.hga(visual, batch["landmarks"], face_mask)
+                tokens = self.hga.face_tokens(visual, batch["landmarks"], face_mask)
             else:
-                tokens = self.hga.forward_tokens(visual, face_mask)
-            return self.region_pool(tokens)  # (B, T, d_model)
+                tokens = self.hga.face_region_tokens(visual, face_mask)  # (N, R, d) or None
+            no_face = self.region_pool(self.hga.no_face)  # (d_model,)
+            out = no_face.expand(*face_mask.shape, -1)  # (B, T, d_model)
+            if tokens is None:
+                return out.clone()
+            faces = self.region_pool(tokens)  # (N, d_model)
+            return torch.where(face_mask[..., None],
+                               out.new_zeros(out.shape).index_put((face_mask,), faces), out)
         pooled = visual if cfg.visual_input == "vector" else self.global_pool(visual, face_mask)
         pooled = torch.where(face_mask[..., None], pooled, pooled.new_zeros(()))  # NaN-safe
         projected = self.visual_proj(pooled)

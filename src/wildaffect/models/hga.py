@@ -159,15 +159,20 @@ class HGA(nn.Module):
                 f"landmarks {tuple(landmarks.shape)} do not match patches {tuple(patches.shape)}"
             )
         face_mask = self._face_mask(face_mask, batch, time, patches.device)
+        return self._scatter(self.face_tokens(patches, landmarks, face_mask), face_mask)
+
+    def face_tokens(self, patches: Tensor, landmarks: Tensor, face_mask: Tensor) -> Tensor | None:
+        """:meth:`forward` for the face frames only: ``(N, R, d_out)`` in ``face_mask`` order
+        (N = its True count), None when there is no face."""
+        batch, time, height, width, dim = patches.shape
         faces = patches[face_mask].reshape(-1, height * width, dim)  # (N, HW, D)
         if faces.shape[0] == 0:
-            return self._scatter(None, face_mask)
+            return None
         masks = landmarks_to_region_masks(
             landmarks[face_mask], (height, width), self.regions, self.radius
         )  # (N, R, HW)
         local = region_average(faces, masks)  # (N, R, D)
-        tokens = self._align(local, faces, faces.mean(dim=1))
-        return self._scatter(tokens, face_mask)
+        return self._align(local, faces, faces.mean(dim=1))
 
     def forward_tokens(self, region_tokens: Tensor, face_mask: Tensor | None = None) -> Tensor:
         """Adaptation for offline per-region features (no patch grid): ``(B, T, R, D)`` or
@@ -188,12 +193,16 @@ class HGA(nn.Module):
                 f"(R={self.n_regions} regions, optionally + 1 global token; D={self.d_patch})"
             )
         face_mask = self._face_mask(face_mask, batch, time, region_tokens.device)
+        return self._scatter(self.face_region_tokens(region_tokens, face_mask), face_mask)
+
+    def face_region_tokens(self, region_tokens: Tensor, face_mask: Tensor) -> Tensor | None:
+        """:meth:`forward_tokens` for the face frames only: ``(N, R, d_out)``, or None."""
         tokens = region_tokens[face_mask]  # (N, R or R+1, D)
         if tokens.shape[0] == 0:
-            return self._scatter(None, face_mask)
+            return None
         local = tokens[:, : self.n_regions]  # (N, R, D)
-        global_ctx = tokens[:, -1] if n_tokens > self.n_regions else local.mean(dim=1)
-        return self._scatter(self._align(local, tokens, global_ctx), face_mask)
+        global_ctx = tokens[:, -1] if tokens.shape[1] > self.n_regions else local.mean(dim=1)
+        return self._align(local, tokens, global_ctx)
 
     def _align(self, local: Tensor, keys: Tensor, global_ctx: Tensor) -> Tensor:
         """``local: (N, R, D)``, ``keys: (N, K, D)``, ``global_ctx: (N, D)`` -> ``(N, R, d_out)``."""
