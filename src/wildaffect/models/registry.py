@@ -277,7 +277,8 @@ def expr_vnaw() -> ModelConfig:
 
     Visual only (CLIP ViT-B/16 frames) with a temporal Transformer; EXPR trained with the
     ``vnaw`` loss (Gaussian margin weights per frame, mean 1 per clip). The augmentation is
-    frame skipping when clips are built: ``ClipDataset(frame_step=...)``.
+    frame skipping when clips are built: ``ClipDataset(frame_step=...)``, set by
+    ``TrainConfig.frame_step`` (``wildaffect train --frame-step N``).
     """
     return ModelConfig(
         name="expr-vnaw", description=expr_vnaw.__doc__, tasks=(Task.EXPR,),
