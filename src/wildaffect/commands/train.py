@@ -76,6 +76,22 @@ def train(
     ),
     label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="EXPR targets."),
     grad_clip: float = typer.Option(1.0, "--grad-clip", help="Gradient norm clip (0 = off)."),
+    frame_step: int = typer.Option(
+        1, "--frame-step", min=1, help="Clips read every s-th frame, s from 1..N (seed 003 ¶5).",
+    ),
+    audio_mask: str | None = typer.Option(
+        None, "--audio-mask",
+        help="SpecAugment on training audio: time_masks,time_width,feature_masks,feature_width "
+        "(e.g. 2,10,2,20).",
+    ),
+    curriculum_epochs: int = typer.Option(
+        0, "--curriculum-epochs", min=0,
+        help="Single -> compound clips over the first N epochs (seed 003 ¶9; train/curriculum.py).",
+    ),
+    find_unused: bool | None = typer.Option(
+        None, "--find-unused-parameters/--no-find-unused-parameters",
+        help="DDP: allow parameters without a gradient (default: auto; train/distributed.py).",
+    ),
     override: list[str] | None = typer.Option(
         None, "--set", "--override",
         help="Model option key=value (repeat), e.g. d_model=64 or input_norm=true.",
@@ -99,7 +115,9 @@ def train(
         max_steps=max_steps, precision=precision, seed=seed, devices=devices,
         num_nodes=num_nodes, checkpoint_every_n_steps=checkpoint_every, balanced=balanced,
         class_weight_power=class_weight_power, label_smoothing=label_smoothing,
-        grad_clip=grad_clip,
+        grad_clip=grad_clip, frame_step=frame_step,
+        audio_mask=parse_override(f"audio_mask={audio_mask}")[1] if audio_mask else None,
+        curriculum_epochs=curriculum_epochs, find_unused_parameters=find_unused,
         progress_bar=progress,
     )
     result = run_train(config, resume=resume)

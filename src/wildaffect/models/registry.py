@@ -277,7 +277,8 @@ def expr_vnaw() -> ModelConfig:
 
     Visual only (CLIP ViT-B/16 frames) with a temporal Transformer; EXPR trained with the
     ``vnaw`` loss (Gaussian margin weights per frame, mean 1 per clip). The augmentation is
-    frame skipping when clips are built: ``ClipDataset(frame_step=...)``.
+    frame skipping when clips are built: ``ClipDataset(frame_step=...)``, set by
+    ``TrainConfig.frame_step`` (``wildaffect train --frame-step N``).
     """
     return ModelConfig(
         name="expr-vnaw", description=expr_vnaw.__doc__, tasks=(Task.EXPR,),
@@ -336,7 +337,9 @@ def mtl_mae_curriculum() -> ModelConfig:
     Visual: ViT-B frames (the architecture of a ViT-B face MAE; no face MAE is registered).
     Temporal convergence: a dilated TCN over a local window of frames, then a Transformer over
     the sequence; AU + EXPR + VA heads with task feature fusion. The single -> compound
-    curriculum is a training schedule, not part of the model (see the issue note).
+    curriculum is a training schedule, not part of the model: ``TrainConfig.curriculum_epochs``
+    (``wildaffect train --curriculum-epochs N``), whose reading of "compound" for ABAW labels
+    is in :mod:`wildaffect.train.curriculum`.
     """
     return ModelConfig(
         name="mtl-mae-curriculum", description=mtl_mae_curriculum.__doc__,

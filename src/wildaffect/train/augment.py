@@ -1,4 +1,5 @@
-"""SpecAugment-style masking of the cached audio features during training.
+"""Training-time augmentation of cached features: SpecAugment-style audio masking, and the
+callback that moves seed 003 ¶5's frame-skipping draws on every epoch.
 
 Cached features cannot be augmented at the waveform; masking blocks of frames and of feature
 dimensions (Park et al., 2019, on log-mel; here on any frame-aligned audio features) is the
@@ -9,7 +10,11 @@ it was built with ``input_norm``, so they read as 0 after standardisation; else 
 :class:`AudioMasking` is a Lightning callback: it edits each training batch before the forward,
 so it needs nothing from the model or the loop beyond ``trainer.fit(..., callbacks=...)``
 (``wildaffect.train.run.train(config, callbacks=[AudioMasking(...)])``). Validation and
-prediction never see it.
+prediction never see it. ``TrainConfig.audio_mask`` turns it on in ``wildaffect train``.
+
+:class:`DatasetEpoch` calls the training dataset's ``set_epoch`` (Lightning only does that for
+samplers), so ``ClipDataset(frame_step > 1)`` draws new frame steps each epoch, and a resumed
+run reads the clips the uninterrupted one would have read.
 """
 
 from __future__ import annotations
@@ -74,5 +79,39 @@ class AudioMasking(L.Callback):
         fill = getattr(pl_module.model, "audio_mean", None)
         batch["audio"] = mask_audio(audio, self.spec, fill, self.generator)
 
+    def state_dict(self) -> dict[str, Any]:
+        # In checkpoints, so a resumed run draws the masks the uninterrupted one would.
+        return {"generator": self.generator.get_state()}
 
-__all__ = ["AudioMasking", "MaskSpec", "mask_audio"]
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.generator.set_state(state_dict["generator"])
+
+
+class DatasetEpoch(L.Callback):
+    """Calls ``dataset.set_epoch(epoch)`` before each training epoch, also a resumed one.
+
+    ``on_train_epoch_start`` is skipped for the epoch a run resumes in (also when the checkpoint
+    was written after an epoch's last batch), so ``on_train_start`` sets it too:
+    ``trainer.current_epoch`` is restored by then. With ``num_workers`` > 0 the first loader
+    iterator (and its workers' copies of the dataset) exists before either hook, so the epoch
+    is also kept in checkpoints and restored before that iterator is made (exact for a resume
+    mid-epoch; after an epoch's last batch the workers start one epoch behind).
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.dataset.set_epoch(trainer.current_epoch)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.dataset.set_epoch(trainer.current_epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": int(self.dataset.epoch)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.dataset.set_epoch(state_dict["epoch"])
+
+
+__all__ = ["AudioMasking", "DatasetEpoch", "MaskSpec", "mask_audio"]

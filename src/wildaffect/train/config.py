@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any, Literal
 
 Precision = Literal["32-true", "bf16-mixed"]
@@ -60,6 +60,15 @@ class TrainConfig:
     # that mixes 1-frame photos with 100-frame utterances (single process, not with balanced).
     group_by_length: bool = False
     num_workers: int = 0
+    # Seed 003 ¶5's frame skipping: each training clip reads every s-th frame, s drawn from
+    # 1..frame_step per clip and epoch (ClipDataset in data/dataset.py); validation reads all.
+    frame_step: int = 1
+    # SpecAugment-style masking of the training audio features (train/augment.py MaskSpec):
+    # (time_masks, time_width, feature_masks, feature_width), e.g. (2, 10, 2, 20); None = off.
+    audio_mask: tuple[int, int, int, int] | None = None
+    # Seed 003 ¶9's single -> compound curriculum (train/curriculum.py): the share of
+    # "compound" clips grows linearly from 0 to its natural share over the first N epochs.
+    curriculum_epochs: int = 0
     # Validation: every N epochs (the run always scores its final weights at the end), and
     # whole videos per batch (> 1 pads shorter videos: exact for causal models and 1-frame
     # "videos" such as imported photos).
@@ -70,6 +79,10 @@ class TrainConfig:
     seed: int = 0
     devices: int = 1
     num_nodes: int = 1  # > 1 device in all: Lightning DDP (gloo on CPU), see train/distributed.py
+    # DDP: search each step for parameters that got no gradient (needed when a module is not
+    # used for every batch, slower). None = auto: on for models with a text / behaviour stream
+    # or HGA (skipped on face-less batches); see train/distributed.py find_unused_parameters.
+    find_unused_parameters: bool | None = None
     checkpoint_every_n_steps: int = 0  # > 0: also refresh checkpoints/last.ckpt every N steps
     progress_bar: bool = True
     log_every_n_steps: int = 10
@@ -78,10 +91,15 @@ class TrainConfig:
         if self.tasks is not None:
             object.__setattr__(self, "tasks", tuple(self.tasks))
         problems = []
+        if self.audio_mask is not None:
+            mask, problem = _mask_tuple(self.audio_mask)
+            object.__setattr__(self, "audio_mask", mask)
+            if problem:
+                problems.append(problem)
         if self.precision not in ("32-true", "bf16-mixed"):
             problems.append(f"precision must be '32-true' or 'bf16-mixed', got {self.precision!r}")
         for name in ("epochs", "clip_len", "clip_stride", "batch_size", "devices",
-                     "num_nodes", "val_every_n_epochs", "val_batch_size"):
+                     "num_nodes", "val_every_n_epochs", "val_batch_size", "frame_step"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.swa_epochs < 0 or (self.swa_epochs and self.swa_epochs >= self.epochs):
@@ -90,7 +108,9 @@ class TrainConfig:
                 f"swa_epochs must be 0 or less than epochs ({self.epochs}), got {self.swa_epochs}"
             )
         if self.checkpoint_every_n_steps < 0:
-            problems.append(f"checkpoint_every_n_steps must be >= 0, got {self.checkpoint_every_n_steps}")
+            problems.append(
+                f"checkpoint_every_n_steps must be >= 0, got {self.checkpoint_every_n_steps}"
+            )
         if self.class_weight_power < 0:
             problems.append(f"class_weight_power must be >= 0, got {self.class_weight_power}")
         if not 0 <= self.label_smoothing < 1:
@@ -99,6 +119,10 @@ class TrainConfig:
             problems.append(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if self.group_by_length and (self.balanced or self.devices * self.num_nodes > 1):
             problems.append("group_by_length works with one process and without balanced")
+        if self.curriculum_epochs < 0:
+            problems.append(f"curriculum_epochs must be >= 0, got {self.curriculum_epochs}")
+        if self.curriculum_epochs and self.group_by_length:
+            problems.append("curriculum_epochs cannot be combined with group_by_length")
         if problems:
             from wildaffect.errors import WildaffectError
 
@@ -109,8 +133,9 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        if self.tasks is not None:
-            data["tasks"] = list(self.tasks)
+        for name in ("tasks", "audio_mask"):  # lists: what JSON and YAML give back
+            if data[name] is not None:
+                data[name] = list(data[name])
         return data
 
     @classmethod
@@ -122,3 +147,23 @@ class TrainConfig:
 
             raise WildaffectError(f"unknown train option(s): {', '.join(unknown)}")
         return cls(**data)
+
+
+#: The order of :class:`wildaffect.train.augment.MaskSpec`'s fields in ``audio_mask``.
+MASK_FIELDS = ("time_masks", "time_width", "feature_masks", "feature_width")
+
+
+def _mask_tuple(value: Any) -> tuple[Any, str]:
+    """``audio_mask`` as given (a MaskSpec, a sequence or a mapping of :data:`MASK_FIELDS`) ->
+    (4-tuple of ints, "" | the problem); a sequence is what to_dict, JSON, YAML and
+    ``--audio-mask 2,10,2,20`` give."""
+    if is_dataclass(value):
+        value = asdict(value)
+    if isinstance(value, dict):
+        value = [value.get(name) for name in MASK_FIELDS]
+    if isinstance(value, (list, tuple)) and len(value) == len(MASK_FIELDS) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+    ):
+        return tuple(value), ""
+    return value, (f"audio_mask must be 4 integers >= 0 ({', '.join(MASK_FIELDS)}) or None, "
+                   f"got {value!r}")

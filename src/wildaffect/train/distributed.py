@@ -20,9 +20,41 @@ import torch
 RANKS_DIR = "ranks"
 
 
-def strategy_for(devices: int, num_nodes: int) -> str:
-    """``"ddp"`` (one process per device, gloo on CPU) when more than one process, else auto."""
-    return "ddp" if devices * num_nodes > 1 else "auto"
+def strategy_for(devices: int, num_nodes: int, find_unused_parameters: bool = False) -> Any:
+    """A ``DDPStrategy`` (one process per device, gloo on CPU) when more than one process, else
+    ``"auto"``. ``find_unused_parameters``: see :func:`find_unused_parameters`."""
+    if devices * num_nodes == 1:
+        return "auto"
+    from lightning.pytorch.strategies import DDPStrategy
+
+    return DDPStrategy(find_unused_parameters=find_unused_parameters)
+
+
+def find_unused_parameters(option: bool | None, model_config: Any) -> bool:
+    """Whether DDP must look for parameters without a gradient after every backward.
+
+    DDP all-reduces gradients in buckets and waits for every parameter's; a parameter that took
+    no part in one step's loss on one rank makes it fail at the next step ("Expected to have
+    finished reduction in the prior iteration"). Searching the autograd graph for them each
+    step fixes that at some cost, so it is on only where needed: ``option`` when the user set
+    it, else (None = auto) True iff the model has a branch some training batches skip:
+
+    - an optional input stream (``d_text``, ``d_behaviour``): the cached training data never
+      supplies those, so their projections get no gradient;
+    - HGA (``spatial="hga"``): on a batch without any face frame (faceless videos, audio-only
+      utterances, or visual modality dropout on every sample) it returns the learned no-face
+      tokens and skips its attention.
+
+    Every other module of the registered presets gets a gradient from every batch, also
+    without faces or audio (missing inputs become zeros or learned tokens inside the graph):
+    ``tests/test_train_options.py`` checks this rule against a backward pass of each preset.
+    """
+    if option is not None:
+        return bool(option)
+    from wildaffect.models.affect import EXTRA_STREAMS
+
+    optional = any(getattr(model_config, width) for width in EXTRA_STREAMS.values())
+    return optional or model_config.spatial == "hga"
 
 
 def state_checksum(state: dict[str, torch.Tensor]) -> str:

@@ -114,7 +114,7 @@ def build_datasets(config: TrainConfig, tasks: list[Task]):
     train_split, val_split = SPLITS
     train_set = ClipDataset(split=train_split, clip_len=config.clip_len,
                             stride=config.clip_stride, pad_short=not config.group_by_length,
-                            **common)
+                            frame_step=config.frame_step, step_seed=config.seed, **common)
     val_set = VideoDataset(split=val_split, **common)
     if train_set.feature_shapes() != val_set.feature_shapes():
         raise WildaffectError(
@@ -195,7 +195,9 @@ def train(
     from wildaffect.data.dataset import collate
     from wildaffect.io.atomic import atomic_write_text
     from wildaffect.labels import LABEL_NAMES
-    from wildaffect.train.distributed import RankReport, strategy_for
+    from wildaffect.train.augment import AudioMasking, DatasetEpoch, MaskSpec
+    from wildaffect.train.curriculum import curriculum_sampler
+    from wildaffect.train.distributed import RankReport, find_unused_parameters, strategy_for
     from wildaffect.train.module import MONITOR, AffectModule
     from wildaffect.train.resume import EpochSampler, ResumeState
     from wildaffect.train.stats import input_stats
@@ -213,10 +215,16 @@ def train(
         weights = train_set.sample_weights() if config.balanced else None
         groups = train_set.length_groups() if config.group_by_length else None
         sampler = EpochSampler(len(train_set), config.seed, weights, groups, config.batch_size)
+        if config.curriculum_epochs:  # seed 003 ¶9 (train/curriculum.py)
+            sampler = curriculum_sampler(train_set, config.curriculum_epochs, config.seed,
+                                         config.balanced)
         extra.append(ResumeState(sampler, config.batch_size))
     else:
         # Lightning swaps in a DistributedSampler (seeded by the global seed, set_epoch'ed).
         sampler = train_set.balanced_sampler(seed=config.seed) if config.balanced else None
+        if config.curriculum_epochs:  # Lightning wraps it, forwarding set_epoch
+            sampler = curriculum_sampler(train_set, config.curriculum_epochs, config.seed,
+                                         config.balanced)
         extra.append(RankReport(run_dir))
     generator = torch.Generator().manual_seed(config.seed)  # worker seeds only
     # DistributedSampler pads to equal shares; a grouping sampler fills up its last batches.
@@ -249,6 +257,10 @@ def train(
         dirpath=run_dir / CHECKPOINT_DIR, filename="best-{epoch}-{step}", monitor=MONITOR,
         mode="max", save_top_k=1, save_last=True, auto_insert_metric_name=False,
     )
+    if config.frame_step > 1:  # new frame-skipping draws every epoch (train/augment.py)
+        extra.append(DatasetEpoch(train_set))
+    if config.audio_mask is not None:
+        extra.append(AudioMasking(MaskSpec(*config.audio_mask), seed=config.seed))
     callbacks = [checkpoint, LearningRateMonitor(logging_interval="step"), *extra, *callbacks]
     if config.checkpoint_every_n_steps > 0:
         # A second writer of last.ckpt, mid-epoch (no monitor: never a "best").
@@ -268,7 +280,9 @@ def train(
     trainer = L.Trainer(
         max_epochs=config.epochs, max_steps=config.max_steps, accelerator="cpu"
         if not torch.cuda.is_available() else "auto", devices=config.devices,
-        num_nodes=config.num_nodes, strategy=strategy_for(config.devices, config.num_nodes),
+        num_nodes=config.num_nodes, strategy=strategy_for(
+            config.devices, config.num_nodes,
+            find_unused_parameters(config.find_unused_parameters, model_config)),
         use_distributed_sampler=True, check_val_every_n_epoch=config.val_every_n_epochs,
         precision=config.precision, gradient_clip_val=config.grad_clip or None,
         callbacks=callbacks, logger=_loggers(run_dir, _resume_version(resume_path)),

@@ -43,8 +43,8 @@ class Recipe:
     label_smoothing: float = 0.0
     input_norm: bool = True
     crema_d: bool = True
-    # SpecAugment-style masking (train/augment.py): time masks, their max width (frames),
-    # feature masks, their max width (dims); None = off.
+    # SpecAugment-style masking (TrainConfig.audio_mask, train/augment.py): time masks, their
+    # max width (frames), feature masks, their max width (dims); None = off.
     mask: tuple[int, int, int, int] | None = (2, 10, 2, 20)
     model: dict[str, Any] = field(default_factory=dict)
 
@@ -118,13 +118,9 @@ def train_fold(recipe: Recipe, tree: Path, cache_dir: Path, run_dir: Path, clip_
         class_weight_power=recipe.class_weight_power, label_smoothing=recipe.label_smoothing,
         clip_len=clip_len, clip_stride=clip_len, progress_bar=False, seed=0,
         val_every_n_epochs=recipe.epochs,  # validation only scores the final weights
+        audio_mask=recipe.mask,
     )  # fmt: skip
-    callbacks = []
-    if recipe.mask is not None:
-        from wildaffect.train.augment import AudioMasking, MaskSpec
-
-        callbacks.append(AudioMasking(MaskSpec(*recipe.mask), seed=0))
-    train(config, callbacks=callbacks)
+    train(config)
     return load_model(run_dir / FINAL_CHECKPOINT)
 
 

@@ -1,0 +1,206 @@
+"""TrainConfig's frame_step, audio_mask and find_unused_parameters: the config round trip, short
+runs where each option changes what the model is given, exact mid-epoch resume with both on,
+and the DDP strategy each run gets."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+import yaml
+from lightning.pytorch.strategies import DDPStrategy
+
+from wildaffect.data.cache import FeatureCache
+from wildaffect.data.dataset import ClipDataset
+from wildaffect.data.synth import AUDIO_ENCODER, VISUAL_ENCODER, make_synthetic_dataset
+from wildaffect.errors import WildaffectError
+from wildaffect.labels import SPLITS, Task
+from wildaffect.models.registry import list_models
+from wildaffect.train.augment import MaskSpec
+from wildaffect.train.config import TrainConfig
+from wildaffect.train.distributed import find_unused_parameters, strategy_for
+from wildaffect.train.run import parse_override, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_models_registry import make_batch, tiny
+
+TINY = {"d_model": 16, "d_token": 8, "d_inner": 8, "n_layers": 1, "hga_heads": 2,
+        "xattn_heads": 2, "d_state": 4, "dropout": 0.0}
+CLIP = 32
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    # 2 train videos x 6 clips of 32 frames, batch 4: 3 steps per epoch.
+    return make_synthetic_dataset(tmp_path_factory.mktemp("opts"), 2, 1, 192, grid=4,
+                                  d_visual=8, d_audio=8, seed=1)
+
+
+def config(synth, out, **kw) -> TrainConfig:
+    base = {"preset": "abaw-full", "data_dir": str(synth.root), "cache_dir": str(synth.cache_dir),
+            "out_dir": str(out), "model_overrides": TINY, "epochs": 2, "batch_size": 4,
+            "clip_len": CLIP, "clip_stride": CLIP, "warmup_epochs": 0.5, "progress_bar": False,
+            "log_every_n_steps": 1}
+    return TrainConfig(**{**base, **kw})
+
+
+# -- config --------------------------------------------------------------------------------------
+
+
+def test_options_round_trip_through_json_yaml_and_overrides():
+    cfg = TrainConfig(frame_step=3, audio_mask=MaskSpec(1, 5, 2, 3), curriculum_epochs=4,
+                      find_unused_parameters=True)
+    assert cfg.audio_mask == (1, 5, 2, 3)
+    data = cfg.to_dict()
+    assert data["audio_mask"] == [1, 5, 2, 3]
+    assert TrainConfig.from_dict(json.loads(json.dumps(data))) == cfg
+    assert TrainConfig.from_dict(yaml.safe_load(yaml.safe_dump(data))) == cfg
+    # The forms a user can write: a list, a mapping of MaskSpec's fields, "--audio-mask 1,5,2,3".
+    key, value = parse_override("audio_mask=1,5,2,3")
+    assert TrainConfig().with_overrides(**{key: value}).audio_mask == (1, 5, 2, 3)
+    spec = {"time_masks": 1, "time_width": 5, "feature_masks": 2, "feature_width": 3}
+    assert TrainConfig(audio_mask=spec).audio_mask == (1, 5, 2, 3)
+    assert TrainConfig(audio_mask=parse_override("audio_mask=none")[1]).audio_mask is None
+    assert TrainConfig().to_dict()["audio_mask"] is None
+    for bad in ([1, 2, 3], (1, -1, 2, 3), "2,10", (1.5, 2, 3, 4)):
+        with pytest.raises(WildaffectError, match="audio_mask must be 4 integers"):
+            TrainConfig(audio_mask=bad)
+    with pytest.raises(WildaffectError, match="frame_step must be >= 1"):
+        TrainConfig(frame_step=0)
+
+
+# -- what the model is given ---------------------------------------------------------------------
+
+
+class BatchRecorder(L.Callback):
+    """Copies of what each training step is given (after AudioMasking, which runs earlier)."""
+
+    def __init__(self) -> None:
+        self.batches: list[dict] = []
+        self.fill: torch.Tensor | None = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.fill = getattr(pl_module.model, "audio_mean", None)
+        self.batches.append({"epoch": trainer.current_epoch, "video": list(batch["video"]),
+                             "start": batch["start"].tolist(), "visual": batch["visual"].clone(),
+                             "audio": batch["audio"].clone()})
+
+
+def test_frame_step_changes_the_clips_read_and_each_epoch(synth, tmp_path):
+    torch.set_num_threads(1)
+    recorder = BatchRecorder()
+    train(config(synth, tmp_path / "run", frame_step=3, seed=4), callbacks=[recorder])
+    reference = ClipDataset(synth.cache_dir, synth.root, SPLITS[0], list(Task), VISUAL_ENCODER,
+                            AUDIO_ENCODER, clip_len=CLIP, stride=CLIP, frame_step=3, step_seed=4)
+    index = {(reference.sources[i].video, s): c for c, (i, s) in enumerate(reference.clips)}
+    cache, steps = FeatureCache(synth.cache_dir), {0: {}, 1: {}}
+    for batch in recorder.batches:
+        reference.set_epoch(batch["epoch"])
+        for b, (video, start) in enumerate(zip(batch["video"], batch["start"], strict=True)):
+            c = index[(video, start)]
+            step = reference.clip_step(c)
+            steps[batch["epoch"]][c] = step
+            features = cache.read_features(VISUAL_ENCODER, video)[start::step][:CLIP]
+            has_face = cache.read_array(video, "has_face")[start::step][:CLIP]
+            got = batch["visual"][b, : len(features)].numpy()
+            np.testing.assert_array_equal(got[has_face], features[has_face].astype(np.float32))
+    assert len(steps[0]) == len(steps[1]) == len(reference)
+    assert max(steps[0].values()) > 1  # frames were skipped
+    assert steps[0] != steps[1]  # and drawn anew in epoch 1: set_epoch reached the dataset
+
+
+def test_audio_mask_blanks_blocks_of_the_training_audio(synth, tmp_path):
+    torch.set_num_threads(1)
+    recorder = BatchRecorder()
+    train(config(synth, tmp_path / "run", audio_mask=(2, 6, 1, 3), epochs=1),
+          callbacks=[recorder])
+    plain = ClipDataset(synth.cache_dir, synth.root, SPLITS[0], list(Task), VISUAL_ENCODER,
+                        AUDIO_ENCODER, clip_len=CLIP, stride=CLIP)
+    index = {(plain.sources[i].video, s): c for c, (i, s) in enumerate(plain.clips)}
+    fill = recorder.fill.numpy() if recorder.fill is not None else np.zeros(8, np.float32)
+    masked_rows = masked_cols = changed_clips = 0
+    for batch in recorder.batches:
+        for b, key in enumerate(zip(batch["video"], batch["start"], strict=True)):
+            original = plain[index[key]]["audio"].numpy()  # (L, Da)
+            got = batch["audio"][b].numpy()
+            changed = got != original
+            changed_clips += int(changed.any())
+            np.testing.assert_array_equal(got[changed], np.broadcast_to(fill, got.shape)[changed])
+            masked_rows += int((got == fill).all(1).sum())
+            masked_cols += int((got == fill).all(0).sum())
+    assert changed_clips > len(plain) // 2  # (a mask's width can be drawn 0)
+    assert masked_rows > 0 and masked_cols > 0  # whole frames and whole feature dims
+
+
+class LossRecorder(L.Callback):
+    def __init__(self) -> None:
+        self.losses: dict[int, float] = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses[trainer.global_step] = float(outputs["loss"])
+
+
+class StopAfter(L.Callback):
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= self.steps:
+            trainer.should_stop = True
+
+
+# Stopped after epoch 0's last step, or inside epoch 1 (also with a loader worker, whose copy
+# of the dataset is made before any hook runs).
+@pytest.mark.parametrize(("stop", "workers"), [(3, 0), (4, 0), (4, 1)])
+def test_resume_is_exact_with_frame_step_and_audio_mask(synth, tmp_path, stop, workers):
+    """5 straight steps vs ``stop`` steps then resumed: the same later losses and weights.
+    Needs the dataset's epoch and the masking generator back from the checkpoint."""
+    torch.set_num_threads(1)
+    common = {"frame_step": 4, "audio_mask": (2, 6, 2, 3), "max_steps": 5, "num_workers": workers,
+              "checkpoint_every_n_steps": 1, "model_overrides": {**TINY, "dropout": 0.2}}
+    straight = LossRecorder()
+    train(config(synth, tmp_path / "straight", **common), callbacks=[straight])
+    run = tmp_path / "resumed"
+    train(config(synth, run, **common), callbacks=[StopAfter(stop)])
+    second = LossRecorder()
+    train(config(synth, run, **common), resume=run / "checkpoints" / "last.ckpt",
+          callbacks=[second])
+    assert sorted(straight.losses) == [1, 2, 3, 4, 5]
+    assert second.losses == {s: straight.losses[s] for s in range(stop + 1, 6)}
+    want = torch.load(tmp_path / "straight" / "final.ckpt", weights_only=False)["state_dict"]
+    got = torch.load(run / "final.ckpt", weights_only=False)["state_dict"]
+    for name in want:
+        assert torch.equal(want[name], got[name]), name
+
+
+# -- DDP -----------------------------------------------------------------------------------------
+
+
+def test_strategy_carries_find_unused_parameters():
+    assert strategy_for(1, 1, True) == "auto"
+    for flag in (True, False):
+        strategy = strategy_for(2, 1, flag)
+        assert isinstance(strategy, DDPStrategy)
+        assert strategy._ddp_kwargs["find_unused_parameters"] is flag
+    maven = tiny("maven").config
+    assert find_unused_parameters(None, maven) and not find_unused_parameters(False, maven)
+    assert find_unused_parameters(True, tiny("expr-vnaw").config)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_auto_rule_matches_which_presets_leave_parameters_without_gradient(name):
+    """The auto rule is True exactly for the presets where a batch like the cached training
+    data's (no text / behaviour) without any face leaves some parameter without a gradient."""
+    model = tiny(name, modality_dropout=(0.0, 0.0))
+    model.train()
+    batch = make_batch(model.config, extras=False)
+    batch["face_mask"][:] = False
+    outputs = model(batch).outputs
+    sum(y.nan_to_num().sum() for y in outputs.values()).backward()
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert find_unused_parameters(None, model.config) == bool(unused), unused
