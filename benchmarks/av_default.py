@@ -78,7 +78,6 @@ def main(argv: list[str] | None = None) -> dict:
     from wildaffect.train.recipes import (
         DEFAULT_AV_AUDIO,
         DEFAULT_MODEL_ENCODER,
-        av_callbacks,
         av_recipe,
         av_train_config,
     )
@@ -109,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
         L.seed_everything(args.seed + k, verbose=False)
         fold_start = time.perf_counter()
         config = av_train_config(tree, args.cache, run_dir, recipe, seed=args.seed + k)
-        result = train(config, callbacks=av_callbacks(args.seed + k))
+        result = train(config)
         model = load_model(result.final_checkpoint)
         probs = score_records(model, tree, args.cache, SPLITS[1], DEFAULT_MODEL_ENCODER,
                               DEFAULT_AV_AUDIO)

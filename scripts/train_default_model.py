@@ -1,4 +1,4 @@
-"""Train the bundled default model's expression part and write it as a model package.
+"""Train the bundled default model (face + voice) and write it as a model package.
 
 One command (from the repo root; ``make default-model`` runs it)::
 
@@ -6,16 +6,17 @@ One command (from the repo root; ``make default-model`` runs it)::
 
 Steps, each reusing what an earlier run left in ``CACHE``:
 
-1. preprocess the faces-expression photos (MediaPipe landmarks, blendshapes, crops) and
-   extract their ``mediapipe-regions`` tokens;
-2. import them as an ABAW EXPR tree (:mod:`wildaffect.data.labelled`), identity-grouped:
-   fold 0 of 10 is ``Validation_Set``, the other 9 train;
-3. ``wildaffect.train.run.train`` with the recipe of :mod:`wildaffect.train.recipes` (fixed
-   epoch count; the final weights ship: the validation fold selects nothing, it is a held-out
-   check of the shipped weights, reported in the card);
+1. preprocess the face photos, the EmoDB utterances and the CREMA-D clips (MediaPipe
+   landmarks, blendshapes, crops; 20 ms frames for audio-only files) and extract their
+   ``mediapipe-regions`` tokens and ``logmel-egemaps`` audio features;
+2. write one ABAW EXPR tree (:func:`wildaffect.train.av.write_av_tree`): every utterance and
+   talking face trains; the photos are split by identity, fold 0 of 10 is ``Validation_Set``
+   (a held-out check of the shipped weights: it selects nothing), the other 9 train;
+3. ``wildaffect.train.run.train`` with the audio-visual recipe of
+   :mod:`wildaffect.train.recipes` (fixed epoch count, the final weights ship);
 4. ``save_package`` into ``src/wildaffect/assets/models/default`` with EXPR from the model and
-   AU / VA derived (:mod:`wildaffect.derived`). The card carries the CV numbers of
-   ``benchmarks/faces_expression.py`` (read from its JSON report, ``--cv-report``).
+   AU / VA derived (:mod:`wildaffect.derived`). The card carries the cross-validated numbers
+   of ``benchmarks/av_default.py`` (read from its JSON report, ``--cv-report``).
 """
 
 from __future__ import annotations
@@ -24,48 +25,16 @@ import argparse
 import json
 from pathlib import Path
 
-SHIP_FOLDS = 10  # fold 0 of 10 held out: ~380 photos of identities the model never saw
-SHIP_VALIDATION_FOLD = 0
+SHIP_FOLDS = 10  # photo fold 0 of 10 held out: ~370 photos of identities the model never saw
 OUTPUTS = {"EXPR": "model", "AU": "blendshapes-facs", "VA": "circumplex"}
-DATA_NAME = "faces-expression"
-VOICE_MODEL = "default-voice"
-
-
-def prepare_cache(items, cache_dir: Path, workers: int) -> list[str]:
-    """Preprocess + extract what is missing; -> the record name of every item."""
-    from wildaffect.data.cache import FeatureCache
-    from wildaffect.errors import WildaffectError
-    from wildaffect.extract import extract_batch
-    from wildaffect.preprocess import preprocess_batch, record_names
-    from wildaffect.train.recipes import DEFAULT_MODEL_ENCODER
-
-    paths = [it.media for it in items]
-    names = record_names(paths)
-    cache = FeatureCache(cache_dir)
-    if not all(cache.has_record(n) for n in names):
-        report = preprocess_batch(paths, cache_dir, workers=workers, crops="npy")
-        if report.failures:
-            raise WildaffectError(f"preprocess failed: {report.failures[0].describe_failure()}")
-    todo = [n for n in names if not cache.has_features(DEFAULT_MODEL_ENCODER, n)]
-    if todo:
-        report = extract_batch(cache_dir, visual=DEFAULT_MODEL_ENCODER, audio=None, videos=todo)
-        if report.failures:
-            raise WildaffectError(f"extract failed for {len(report.failures)} records")
-    return names
 
 
 def cv_summary(path: Path | None) -> dict:
-    """The trainer method's CV numbers from the benchmark's JSON report (empty without one)."""
+    """The cross-validated numbers of ``benchmarks/av_default.py``'s JSON (empty without one)."""
     if path is None:
         return {}
     report = json.loads(path.read_text())
-    name, method = next((k, v) for k, v in report["methods"].items() if k.startswith("d."))
-    keys = ("macro_f1_mean", "macro_f1_std", "macro_f1_per_fold", "macro_f1_faces_only_mean",
-            "per_class_f1", "auc_p_happiness", "auc_p_happiness_faces")
-    bar = next(v["macro_f1_mean"] for k, v in report["methods"].items() if k.startswith("a."))
-    return {"method": name, "command": report["command"], "folds": report["data"]["folds"],
-            "scoring": report["scoring"], "lr_blendshapes_bar": bar,
-            **{k: method[k] for k in keys}}
+    return {key: report[key] for key in ("command", "n_folds", "faces", "speech", "talking_faces")}
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -73,74 +42,81 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--cache", type=Path, required=True, help="feature cache (reused)")
     parser.add_argument("--work", type=Path, default=Path("runs/default-model"),
-                        help="imported tree and training run")
+                        help="the training tree and run")
     parser.add_argument("--out", type=Path, default=Path("src/wildaffect/assets/models/default"))
     parser.add_argument("--cv-report", type=Path, default=None,
-                        help="benchmarks/faces_expression.py JSON whose CV numbers go in the card")
+                        help="benchmarks/av_default.py JSON whose numbers go in the card")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="preprocess processes")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
 
+    import lightning as L
     import torch
 
-    from wildaffect.data.labelled import read_faces_expression, write_expression_tree
     from wildaffect.labels import SPLITS
     from wildaffect.models.package import save_package
+    from wildaffect.preprocess import record_names
+    from wildaffect.train.av import prepare_cache, read_av_data, write_av_tree
     from wildaffect.train.recipes import (
+        DEFAULT_AV_AUDIO,
         DEFAULT_MODEL_ENCODER,
         DEFAULT_MODEL_PRESET,
-        ExprRecipe,
-        expr_train_config,
+        av_recipe,
+        av_train_config,
     )
     from wildaffect.train.run import load_model, train
 
     torch.set_num_threads(args.threads)
-    labels_csv = args.data / DATA_NAME / "labels.csv"
-    items, dropped = read_faces_expression(labels_csv)
-    names = prepare_cache(items, args.cache, args.workers)
-    summary = write_expression_tree(items, args.cache, args.work / "tree", folds=SHIP_FOLDS,
-                                    validation_fold=SHIP_VALIDATION_FOLD, seed=args.seed,
-                                    record_names=names)
-    print({split: len(v) for split, v in summary.videos.items()}, "photos per split")
-    recipe = ExprRecipe()
-    config = expr_train_config(args.work / "tree", args.cache, args.work / "run", recipe,
-                               seed=args.seed)
+    data = read_av_data(args.data)
+    speech = [*data.emodb, *data.crema_audio, *data.crema_av]
+    prepare_cache([i.media for i in data.photos] + [i.path for i in speech], args.cache,
+                  DEFAULT_MODEL_ENCODER, DEFAULT_AV_AUDIO, args.workers)
+    photo_names = record_names([i.media for i in data.photos])
+    tree = args.work / "tree"
+    splits = write_av_tree(data, args.cache, tree, SHIP_FOLDS, None, args.seed, photo_names)
+    print({split: len(v) for split, v in splits.items()}, "records per split")
+    recipe = av_recipe()
+    config = av_train_config(tree, args.cache, args.work / "run", recipe, seed=args.seed)
+    L.seed_everything(args.seed, verbose=False)
     result = train(config)
     model = load_model(result.final_checkpoint)
     held_out = {k.removeprefix("val/"): round(v, 4) for k, v in result.final_metrics.items()}
-    print("held-out fold (final weights):", held_out)
+    print("held-out photos (final weights):", held_out)
     card = {
-        "name": "wildaffect default (offline, face)",
+        "name": "wildaffect default (offline, face + voice)",
         "task_sources": {
-            "EXPR": "trained head (8 ABAW classes)",
+            "EXPR": "trained head (8 ABAW classes) over face and voice",
             "AU": "MediaPipe blendshapes through a FACS mapping (wildaffect.derived)",
             "VA": "circumplex mapping of the EXPR probabilities (wildaffect.derived)",
         },
         "architecture": f"{DEFAULT_MODEL_PRESET}: HGA over {DEFAULT_MODEL_ENCODER} tokens "
-                        "(21 regions + 1 global, 22 x 232) -> causal AG-SSM -> EXPR head; "
-                        "visual only (d_audio = 0)",
+                        f"(21 regions + 1 global, 22 x 232) and {DEFAULT_AV_AUDIO} audio "
+                        "(180-d every 20 ms) concatenated per frame -> causal AG-SSM gated by "
+                        "the audio -> EXPR head; a missing face or voice is the model's "
+                        "learned no-face token / no-audio embedding",
         "training_data": {
-            "name": DATA_NAME, "photos": len(items), "identities": len({i.group for i in items}),
-            "dropped_conflicting_labels": dropped, "class_counts": summary.class_counts,
-            "no_face": summary.no_face,
-            "split": f"identity-grouped StratifiedGroupKFold({SHIP_FOLDS}, seed {args.seed}): "
-                     f"fold {SHIP_VALIDATION_FOLD} held out, the rest trained",
-            "licence": "muxspace/facial_expressions (Apache-2.0 repository; photos belong to "
-                       "third parties, research use)",
+            "faces-expression": f"{len(data.photos)} photos, "
+                                f"{len({i.group for i in data.photos})} identities "
+                                f"({len(data.dropped)} dropped: conflicting labels)",
+            "EmoDB": f"{len(data.emodb)} utterances, {len(data.speakers)} speakers",
+            "CREMA-D": f"{len(data.crema_audio)} audio-only clips (actor 1002), "
+                       f"{len(data.crema_av)} talking-face clips (actor 1001)",
+            "mapping": "EmoDB / CREMA-D emotions -> the same ABAW class; boredom -> Other",
+            "split": f"photos: identity-grouped StratifiedGroupKFold({SHIP_FOLDS}, seed "
+                     f"{args.seed}), fold 0 held out; every utterance and clip trains",
         },
         "recipe": {"train_config": config.to_dict() | {"data_dir": None, "cache_dir": None,
                                                        "out_dir": None},
-                   "model_overrides": recipe.model, "weights": "final (no selection)"},
-        "held_out_fold_final_weights": held_out,
-        "cross_validation": {DATA_NAME.split("-")[0]: cv_summary(args.cv_report)},
+                   "weights": "final (no selection)"},
+        "held_out_photos_final_weights": held_out,
+        "cross_validation": cv_summary(args.cv_report),
         "reproduce": "make default-model (scripts/train_default_model.py)",
     }
-    # Audio-only input goes to the voice companion (scripts/train_default_voice.py).
-    folder = save_package(model, args.out, outputs=OUTPUTS, card=card, voice_model=VOICE_MODEL)
+    folder = save_package(model, args.out, outputs=OUTPUTS, card=card)
     size = sum(p.stat().st_size for p in folder.iterdir())
-    print(f"wrote {folder} ({size / 1e6:.2f} MB); train/validation split: "
-          f"{len(summary.videos[SPLITS[0]])} / {len(summary.videos[SPLITS[1]])} photos")
+    print(f"wrote {folder} ({size / 1e6:.2f} MB); train/validation: "
+          f"{len(splits[SPLITS[0]])} / {len(splits[SPLITS[1]])} records")
     return folder
 
 

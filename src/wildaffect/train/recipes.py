@@ -65,17 +65,18 @@ def expr_train_config(
 
 #: The audio-visual default model's audio encoder (20 ms frames; wildaffect/train/av.py).
 DEFAULT_AV_AUDIO = "logmel-egemaps"
+#: SpecAugment-style masks on the audio features (train/augment.py MaskSpec fields: time
+#: masks, their max frames, feature masks, their max dims): the voice recipe's.
+DEFAULT_AV_AUDIO_MASK = (2, 10, 2, 20)
 #: Over the face recipe: whole utterances as clips (<= 256 frames), batches of one length
-#: range so the 1-frame photos are not padded to an utterance's length.
+#: range so the 1-frame photos are not padded to an utterance's length, audio masking.
 DEFAULT_AV_TRAIN: dict[str, Any] = {
     **DEFAULT_EXPR_TRAIN, "clip_len": 256, "clip_stride": 256, "group_by_length": True,
+    "audio_mask": DEFAULT_AV_AUDIO_MASK,
 }
 #: Audio concatenated to the per-frame features before the AG-SSM (which it also gates), as
 #: the voice model does (train/voice.py).
 DEFAULT_AV_MODEL: dict[str, Any] = {**DEFAULT_EXPR_MODEL, "fusion": "concat"}
-#: SpecAugment-style masks on the audio features (train/augment.py MaskSpec fields: time
-#: masks, their max frames, feature masks, their max dims): the voice recipe's.
-DEFAULT_AV_AUDIO_MASK = (2, 10, 2, 20)
 
 
 def av_recipe() -> ExprRecipe:
@@ -95,9 +96,3 @@ def av_train_config(
         model_overrides=dict(recipe.model), seed=seed, progress_bar=progress_bar, **recipe.train,
     )
 
-
-def av_callbacks(seed: int = 0) -> list:
-    """The training callbacks of the audio-visual recipe (audio masking)."""
-    from wildaffect.train.augment import AudioMasking, MaskSpec
-
-    return [AudioMasking(MaskSpec(*DEFAULT_AV_AUDIO_MASK), seed=seed)]
