@@ -156,7 +156,7 @@ class StopAfter(L.Callback):
 
 # Stopped after epoch 0's last step, or inside epoch 1 (also with a loader worker, whose copy
 # of the dataset is made before any hook runs).
-@pytest.mark.parametrize(("stop", "workers"), [(3, 0), (4, 0), (4, 1)])
+@pytest.mark.parametrize(("stop", "workers"), [(3, 0), (4, 0), (4, 1), (3, 1)])
 def test_resume_is_exact_with_frame_step_and_audio_mask(synth, tmp_path, stop, workers):
     """5 straight steps vs ``stop`` steps then resumed: the same later losses and weights.
     Needs the dataset's epoch and the masking generator back from the checkpoint."""

@@ -93,9 +93,9 @@ class DatasetEpoch(L.Callback):
     ``on_train_epoch_start`` is skipped for the epoch a run resumes in (also when the checkpoint
     was written after an epoch's last batch), so ``on_train_start`` sets it too:
     ``trainer.current_epoch`` is restored by then. With ``num_workers`` > 0 the first loader
-    iterator (and its workers' copies of the dataset) exists before either hook, so the epoch
-    is also kept in checkpoints and restored before that iterator is made (exact for a resume
-    mid-epoch; after an epoch's last batch the workers start one epoch behind).
+    iterator (and its workers' copies of the dataset) exists before either hook: on a
+    single-process resume :class:`~wildaffect.train.resume.ResumeState` sets the resumed
+    epoch before that iterator is made.
     """
 
     def __init__(self, dataset: Any) -> None:
@@ -107,11 +107,6 @@ class DatasetEpoch(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.dataset.set_epoch(trainer.current_epoch)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"epoch": int(self.dataset.epoch)}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.dataset.set_epoch(state_dict["epoch"])
 
 
 __all__ = ["AudioMasking", "DatasetEpoch", "MaskSpec", "mask_audio"]

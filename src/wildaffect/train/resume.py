@@ -109,8 +109,11 @@ class ResumeState(L.Callback):
     """Counts the batches of the current epoch and saves them with the RNG states; on resume
     makes ``sampler`` skip what was consumed and restores the RNGs just before training."""
 
-    def __init__(self, sampler: EpochSampler, batch_size: int) -> None:
+    def __init__(self, sampler: EpochSampler, batch_size: int, batches_per_epoch: int,
+                 dataset: Any = None) -> None:
         self.sampler, self.batch_size = sampler, batch_size
+        self.batches_per_epoch = batches_per_epoch
+        self.dataset = dataset  # its set_epoch (frame skipping draws) follows the resumed epoch
         self.epoch, self.batches_done = 0, 0
         self._restored_rng: dict[str, Any] | None = None
 
@@ -129,7 +132,13 @@ class ResumeState(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # Lightning restores callbacks before it iterates the train loader for the first time.
         self.epoch, self.batches_done = state_dict["epoch"], state_dict["batches_done"]
+        if self.batches_done >= self.batches_per_epoch:
+            # Saved after an epoch's last batch: the run goes on with the next epoch. Set it
+            # here, not only when Lightning does: a loader worker may draw indices first.
+            self.epoch, self.batches_done = self.epoch + 1, 0
         self.sampler.set_epoch(self.epoch)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(self.epoch)
         self.sampler.skip_once(self.epoch, self.batches_done * self.batch_size)
         self._restored_rng = state_dict.get("rng")
 

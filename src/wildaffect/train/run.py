@@ -218,7 +218,6 @@ def train(
         if config.curriculum_epochs:  # seed 003 ¶9 (train/curriculum.py)
             sampler = curriculum_sampler(train_set, config.curriculum_epochs, config.seed,
                                          config.balanced)
-        extra.append(ResumeState(sampler, config.batch_size))
     else:
         # Lightning swaps in a DistributedSampler (seeded by the global seed, set_epoch'ed).
         sampler = train_set.balanced_sampler(seed=config.seed) if config.balanced else None
@@ -242,6 +241,8 @@ def train(
     steps_per_epoch = max(
         per_rank // config.batch_size if drop_last else math.ceil(per_rank / config.batch_size), 1
     )
+    if world_size == 1:
+        extra.append(ResumeState(sampler, config.batch_size, steps_per_epoch, train_set))
     label_names = {t.value: LABEL_NAMES[t.value] for t in model_config.tasks}
     module = AffectModule(model_config.to_dict(), config.to_dict(), steps_per_epoch,
                           label_names, __version__, loss_options(config, model_config, train_set))
