@@ -40,18 +40,13 @@ lint: install
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
 
-# The bundled default model (EXPR head trained on the faces-expression photos; AU and VA
-# derived): writes src/wildaffect/assets/models/default, then its voice companion for
-# audio-only input (EmoDB + CREMA-D speech): src/wildaffect/assets/models/default-voice.
-# The CV numbers in the cards come from the benchmarks' reports when they exist
-# (benchmarks/faces_expression.py, benchmarks/speech_emotion.py: run them first to refresh).
+# The bundled default model (EXPR head trained on the faces-expression photos, the EmoDB and
+# CREMA-D speech and the CREMA-D talking faces; AU and VA derived): writes
+# src/wildaffect/assets/models/default. The cross-validated numbers in its card come from
+# benchmarks/av_default.py's report when it exists (run it first to refresh).
 SHARED_DATA  ?= ../shared/data
-FACES_CACHE  ?= runs/cache/faces
-FACES_CV     ?= benchmarks/results/faces_expression.json
-SPEECH_CACHE ?= runs/cache/speech
-SPEECH_LOSO  ?= benchmarks/results/speech_emotion.json
+MODEL_CACHE  ?= runs/cache/default-model
+MODEL_CV     ?= benchmarks/results/av_default.json
 default-model: install
-	$(BIN)/python scripts/train_default_model.py --data $(SHARED_DATA) --cache $(FACES_CACHE) \
-		$(if $(wildcard $(FACES_CV)),--cv-report $(FACES_CV))
-	$(BIN)/python scripts/train_default_voice.py --data $(SHARED_DATA) --cache $(SPEECH_CACHE) \
-		$(if $(wildcard $(SPEECH_LOSO)),--loso $(SPEECH_LOSO))
+	$(BIN)/python scripts/train_default_model.py --data $(SHARED_DATA) --cache $(MODEL_CACHE) \
+		$(if $(wildcard $(MODEL_CV)),--cv-report $(MODEL_CV))

@@ -11,7 +11,7 @@ from wildaffect.data.dataset import ClipDataset
 from wildaffect.data.synth import make_synthetic_dataset
 from wildaffect.errors import WildaffectError
 from wildaffect.train.config import TrainConfig
-from wildaffect.train.resume import EpochSampler
+from wildaffect.train.resume import EpochSampler, merge_small_groups
 from wildaffect.train.run import train
 
 TINY = {"d_model": 32, "d_token": 8, "d_inner": 16, "n_layers": 1, "hga_heads": 2, "xattn_heads": 2,
@@ -26,9 +26,9 @@ def synth(tmp_path_factory):
 
 
 def test_sampler_batches_hold_one_group_and_every_index():
-    groups = np.array([1] * 7 + [7] * 5 + [3] * 2)
+    groups = np.array([1] * 7 + [7] * 5 + [3] * 3)
     sampler = EpochSampler(len(groups), seed=3, groups=groups, batch_size=3)
-    # 7 -> 3 batches, 5 -> 2, 2 -> 1: 6 batches of 3.
+    # 7 -> 3 batches, 5 -> 2, 3 -> 1: 6 batches of 3.
     assert len(sampler) == 18
     for epoch in (0, 1):
         order = sampler.order(epoch)
@@ -38,6 +38,21 @@ def test_sampler_batches_hold_one_group_and_every_index():
             assert len({groups[i] for i in order[start:start + 3]}) == 1
     assert sampler.order(0) != sampler.order(1)
     assert sampler.order(1) == EpochSampler(len(groups), 3, None, groups, 3).order(1)
+
+
+def test_a_group_smaller_than_a_batch_joins_its_neighbour():
+    # 9 photos, 2 long clips, 5 mid clips; batch 4: the 2 long ones join the mid group.
+    groups = np.array([1] * 9 + [8] * 2 + [7] * 5)
+    sampler = EpochSampler(len(groups), seed=0, groups=groups, batch_size=4)
+    assert len(sampler) == 12 + 8  # 9 -> 3 batches, 7 -> 2 batches
+    order = sampler.order(0)
+    assert len(order) == len(sampler) and set(order) == set(range(len(groups)))
+    assert max(np.bincount(order)) <= 2  # a clip is repeated at most once to fill up
+    for start in range(0, len(order), 4):
+        assert len({min(groups[i], 7) for i in order[start:start + 4]}) == 1
+    assert merge_small_groups(np.array([3, 3, 5]), 4).tolist() == [5, 5, 5]  # all in one
+    tiny = EpochSampler(3, groups=np.array([1, 1, 2]), batch_size=4)
+    assert len(tiny) == 3 and sorted(tiny.order(0)) == [0, 1, 2]
 
 
 def test_sampler_rejects_groups_with_weights_or_wrong_length():

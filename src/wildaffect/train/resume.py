@@ -33,7 +33,10 @@ class EpochSampler(Sampler[int]):
     With ``groups`` (a group id per index) and ``batch_size``, every run of ``batch_size``
     consecutive indices comes from one group (batches of similar clip lengths): each group's
     shuffled indices are cut into batches, its last batch filled up with the group's first
-    indices, and the batches shuffled. The order is still a function of (seed, epoch) only.
+    indices, and the batches shuffled. A group smaller than a batch first joins its
+    neighbour (the next smaller id, else the next larger), so filling never repeats a clip
+    more than once an epoch; only when all indices together are fewer than a batch is there
+    one short batch. The order is still a function of (seed, epoch) only.
     """
 
     def __init__(
@@ -46,7 +49,8 @@ class EpochSampler(Sampler[int]):
             raise ValueError("groups and weights cannot be combined")
         if groups is not None and len(groups) != n:
             raise ValueError(f"groups has {len(groups)} entries for {n} indices")
-        self.groups, self.batch_size = groups, batch_size
+        self.batch_size = batch_size
+        self.groups = None if groups is None else merge_small_groups(groups, batch_size)
         self._skip: tuple[int, int] | None = None  # (epoch, indices to drop)
 
     def set_epoch(self, epoch: int) -> None:
@@ -87,7 +91,22 @@ class EpochSampler(Sampler[int]):
         if self.groups is None:
             return self.n
         sizes = np.unique(self.groups, return_counts=True)[1]
+        if len(sizes) == 1 and sizes[0] < self.batch_size:
+            return int(sizes[0])
         return int(sum(-(-size // self.batch_size) * self.batch_size for size in sizes))
+
+
+def merge_small_groups(groups: np.ndarray, batch_size: int) -> np.ndarray:
+    """``groups`` with every group of fewer than ``batch_size`` members merged into its
+    neighbour (next smaller id, else next larger) until none is left or one group remains."""
+    merged = np.asarray(groups).copy()
+    while True:
+        ids, sizes = np.unique(merged, return_counts=True)
+        small = np.nonzero(sizes < batch_size)[0]
+        if len(ids) == 1 or not len(small):
+            return merged
+        k = small[0]
+        merged[merged == ids[k]] = ids[k - 1] if k > 0 else ids[k + 1]
 
 
 def rng_states() -> dict[str, Any]:
