@@ -73,7 +73,8 @@ class EpochSampler(Sampler[int]):
             members = [i for i in shuffled if self.groups[i] == group]
             for start in range(0, len(members), self.batch_size):
                 batch = members[start:start + self.batch_size]
-                batch += members[:self.batch_size - len(batch)]  # fill the last one up
+                if len(members) >= self.batch_size:  # fill the last one up
+                    batch += members[:self.batch_size - len(batch)]
                 batches.append(batch)
         batch_order = torch.randperm(len(batches), generator=generator).tolist()
         return [i for b in batch_order for i in batches[b]]
