@@ -71,6 +71,10 @@ def train(
     ),
     tasks: list[str] | None = typer.Option(None, "--task", help="Train these tasks (repeat)."),
     balanced: bool = typer.Option(False, "--balanced/--no-balanced"),
+    group_by_length: bool = typer.Option(
+        False, "--group-by-length/--no-group-by-length",
+        help="Batches of similar clip lengths; short videos unpadded (photos + utterances)",
+    ),
     class_weight_power: float = typer.Option(
         0.0, "--class-weight-power", help="EXPR class weights (n_max/n_c)**P (0 = off)."
     ),
@@ -114,6 +118,7 @@ def train(
         weight_decay=weight_decay, warmup_epochs=warmup_epochs, swa_epochs=swa_epochs,
         max_steps=max_steps, precision=precision, seed=seed, devices=devices,
         num_nodes=num_nodes, checkpoint_every_n_steps=checkpoint_every, balanced=balanced,
+        group_by_length=group_by_length,
         class_weight_power=class_weight_power, label_smoothing=label_smoothing,
         grad_clip=grad_clip, frame_step=frame_step,
         audio_mask=parse_override(f"audio_mask={audio_mask}")[1] if audio_mask else None,
