@@ -129,3 +129,17 @@ def test_record_without_audio_track_masks_its_audio(tmp_path):
                      AUDIO_ENCODER, clip_len=64, stride=64)
     assert not any(ds[i]["audio_mask"].any() for i in range(len(ds)))
     assert ds[0]["face_mask"].any()
+
+
+def test_only_the_most_recently_read_videos_stay_open(synth, monkeypatch):
+    import wildaffect.data.dataset as dataset_module
+
+    monkeypatch.setattr(dataset_module, "MAX_OPEN_VIDEOS", 1)
+    data = VideoDataset(synth.cache_dir, synth.root, SPLITS[0], [Task.AU], VISUAL_ENCODER,
+                        AUDIO_ENCODER)
+    assert len(data) == 2
+    first = data[0]["visual"].clone()
+    for i in range(len(data)):
+        data[i]
+    assert len(data._reader._open) == 1  # memory maps (file descriptors) closed beyond that
+    assert torch.equal(data[0]["visual"], first)  # a closed video reopens on demand

@@ -19,6 +19,7 @@ frame count differs from the annotation's, a missing split.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ from wildaffect.errors import InputError, WildaffectError
 from wildaffect.labels import EXPR_NAMES, SPLITS, TASK_SPECS, Task
 
 DEFAULT_CLIP_LEN = 256
+#: Videos whose memory-mapped arrays a dataset keeps open at once (see _CacheReader).
+MAX_OPEN_VIDEOS = 256
 DEFAULT_CLIP_STRIDE = 128
 
 
@@ -119,13 +122,18 @@ def _empty_labels(task: Task, length: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _CacheReader:
-    """Slices of one video's cached arrays as padded tensors (memory-mapped, opened lazily)."""
+    """Slices of one video's cached arrays as padded tensors (memory-mapped, opened lazily).
+
+    Each memory map holds a file descriptor: only the :data:`MAX_OPEN_VIDEOS` most recently
+    read videos stay open, so a cache of thousands of photos cannot exhaust the process's
+    open-file limit.
+    """
 
     def __init__(self, cache: FeatureCache, tasks: Sequence[Task], visual_encoder: str,
                  audio_encoder: str | None) -> None:
         self.cache, self.tasks = cache, list(tasks)
         self.visual_encoder, self.audio_encoder = visual_encoder, audio_encoder
-        self._open: dict[str, dict[str, Any]] = {}
+        self._open: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def _arrays(self, source: VideoSource) -> dict[str, Any]:
         if source.video not in self._open:
@@ -145,6 +153,9 @@ class _CacheReader:
                 # preprocess records "audio_missing" for inputs without an audio track
                 arrays["has_audio"] = not meta.get("audio_missing", False)
             self._open[video] = arrays
+            if len(self._open) > MAX_OPEN_VIDEOS:
+                self._open.popitem(last=False)  # the least recently read video
+        self._open.move_to_end(source.video)
         return self._open[source.video]
 
     def read(self, source: VideoSource, start: int, length: int, step: int = 1) -> dict[str, Any]:
