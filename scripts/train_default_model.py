@@ -37,6 +37,19 @@ def cv_summary(path: Path | None) -> dict:
     return {key: report[key] for key in ("command", "n_folds", "faces", "speech", "talking_faces")}
 
 
+def update_card(folder: Path, cv_report: Path | None) -> Path:
+    """Rewrite the package's card with the cross-validation report (weights unchanged): the
+    CV run and the shipping run are independent and may finish in either order."""
+    from wildaffect.models.package import load_package, save_package
+
+    if cv_report is None:
+        raise SystemExit("--update-card needs --cv-report")
+    model, meta = load_package(folder)
+    card = {**meta["card"], "cross_validation": cv_summary(cv_report)}
+    return save_package(model, folder, outputs=meta["outputs"], card=card,
+                        voice_model=meta.get("voice_model"))
+
+
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -49,7 +62,11 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="preprocess processes")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--update-card", action="store_true",
+                        help="no training: put --cv-report's numbers into the package at --out")
     args = parser.parse_args(argv)
+    if args.update_card:
+        return update_card(args.out, args.cv_report)
 
     import lightning as L
     import torch
