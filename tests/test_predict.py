@@ -312,3 +312,21 @@ def test_a_face_only_model_hands_audio_only_input_to_its_voice_companion(package
     direct = Predictor(package).predict(speech)
     np.testing.assert_allclose(table[list(EXPR_NAMES)].to_numpy(float),
                                direct[list(EXPR_NAMES)].to_numpy(float), atol=1e-6)
+
+
+def test_no_audio_predicts_from_the_face_alone(package, clip_table, fixtures_dir, tmp_path):
+    clip = fixtures_dir / "media" / "1001_DFA_HAP_XX.flv"
+    speech = fixtures_dir / "media" / "1002_DFA_HAP_XX.mp3"
+    result = runner.invoke(app, ["predict", str(clip), str(speech), "--out", str(tmp_path),
+                                 "--model", str(package), "--no-audio"])
+    assert result.exit_code == 1, result.output  # the audio file cannot be predicted
+    face_only = read_table(tmp_path / f"{clip.stem}.csv")
+    assert len(face_only) == len(clip_table) and (face_only[FACE] == 1).all()
+    gap = np.abs(face_only[list(EXPR_NAMES)].to_numpy(float)
+                 - clip_table[list(EXPR_NAMES)].to_numpy(float))
+    assert gap.max() > 1e-4, "the tiny model's output must depend on the audio it was not given"
+    meta = json.loads((tmp_path / f"{clip.stem}.meta.json").read_text())
+    assert meta["use_audio"] is False and "--no-audio" in meta["notes"][-1]
+    index = pd.read_csv(tmp_path / "index.csv")
+    failed = index[index["status"] == "failed"]
+    assert len(failed) == 1 and "audio is off" in failed["error"].iloc[0]

@@ -41,6 +41,10 @@ def predict(
     chunk_frames: Annotated[int, typer.Option(
         "--chunk-frames", min=1, help="Frames per model step (bounds memory; same result)."
     )] = DEFAULT_CHUNK_FRAMES,
+    no_audio: Annotated[bool, typer.Option(
+        "--no-audio", help="Ignore the sound track: predict from the face alone (e.g. when the "
+        "voice is not the filmed person's).",
+    )] = False,
     force: Annotated[bool, typer.Option("--force", help="Redo inputs already predicted.")] = False,
     face_model: Annotated[Path | None, typer.Option(
         "--face-model", help="MediaPipe face_landmarker.task (default: found automatically)."
@@ -69,7 +73,8 @@ def predict(
     console = Console(highlight=False)
     files, input_errors = collect_inputs(inputs)
     predictor = Predictor(model, device=device, dtype=dtype, chunk_frames=chunk_frames,
-                          interpolate=interpolate, face_model=face_model)
+                          interpolate=interpolate, face_model=face_model,
+                          use_audio=not no_audio)
     out.mkdir(parents=True, exist_ok=True)
     results: list[InputResult] = [
         InputResult(Path(err.path), "", error=str(err)) for err in input_errors

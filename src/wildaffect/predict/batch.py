@@ -153,6 +153,7 @@ def _meta(predictor: Predictor, path: Path, fmt: str) -> dict[str, Any]:
         "model_card": card.get("name", ""),
         "format": fmt,
         "interpolate": predictor.interpolate,
+        "use_audio": predictor.use_audio,
         "outputs": {
             task.value: (None if src is None else f"{src}: {SOURCE_DESCRIPTIONS.get(src, src)}")
             for task, src in predictor.sources.items()
@@ -169,7 +170,8 @@ def _is_cached(meta_path: Path, table_path: Path, expected: dict[str, Any]) -> b
         done = json.loads(meta_path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    keys = ("source", "size", "mtime_ns", "model", "format", "interpolate", "wildaffect_version")
+    keys = ("source", "size", "mtime_ns", "model", "format", "interpolate", "use_audio",
+            "wildaffect_version")
     return all(done.get(k) == expected.get(k) for k in keys)
 
 

@@ -69,7 +69,8 @@ class Predictor:
 
     ``model``: None (the bundled default), a bundled name, a package folder or a training
     checkpoint. ``device``: cpu, cuda or auto; ``dtype``: fp32 or bf16 (autocast).
-    ``chunk_frames`` bounds memory; the rows do not depend on it (tested).
+    ``chunk_frames`` bounds memory; the rows do not depend on it (tested). ``use_audio=False``
+    predicts from the face alone (e.g. when the sound track is not the person's voice).
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class Predictor:
         chunk_frames: int = DEFAULT_CHUNK_FRAMES,
         interpolate: bool = False,
         face_model: str | os.PathLike[str] | None = None,
+        use_audio: bool = True,
     ) -> None:
         import torch
 
@@ -101,11 +103,13 @@ class Predictor:
         self.interpolate = interpolate
         self.face_model = face_model
         self.visual_encoder = load_encoder(self.config.visual_encoder, "visual")
+        self.use_audio = use_audio
         self.audio_encoder = (
-            load_encoder(self.config.audio_encoder, "audio") if self.config.has_audio else None
+            load_encoder(self.config.audio_encoder, "audio")
+            if self.config.has_audio and use_audio else None
         )
         # A model without audio may name a companion package for audio-only input.
-        voice = self.meta.get("voice_model")
+        voice = self.meta.get("voice_model") if use_audio else None
         self.voice_model: str | None = voice if voice and not self.config.has_audio else None
         self._voice: Predictor | None = None
         self._torch = torch
@@ -209,6 +213,8 @@ class Predictor:
         from wildaffect.predict.audio import AudioFeatureStream
 
         audio = None
+        if not self.use_audio and self.config.has_audio and kind != "image":
+            summary.notes.append("audio not used (--no-audio): predicted from the face alone")
         if self.audio_encoder is not None and kind != "image":
             audio = AudioFeatureStream(path, self.audio_encoder, self.options)
             summary.audio = not audio.missing
@@ -222,9 +228,9 @@ class Predictor:
 
         summary.audio_only = True
         if self.audio_encoder is None:
-            raise WildaffectError(
-                f"{path}: audio-only input, but model {self.config.name!r} takes no audio"
-            )
+            why = ("audio is off (--no-audio)" if not self.use_audio
+                   else f"model {self.config.name!r} takes no audio")
+            raise WildaffectError(f"{path}: audio-only input, but {why}")
         audio = AudioFeatureStream(path, self.audio_encoder, self.options)
         summary.audio = not audio.missing
 
