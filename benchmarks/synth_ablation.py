@@ -130,6 +130,9 @@ def main() -> None:
                         help="rows to run (default: all)")
     parser.add_argument("--audio-led-amplitude", type=float, default=WEAK_AMPLITUDE,
                         help="visual evidence of the audio-led AUs; 0: audio-only variant")
+    parser.add_argument("--train-videos", type=int, default=9)
+    parser.add_argument("--val-videos", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=600, help="frames per video")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--clip-len", type=int, default=256)
     parser.add_argument("--clip-stride", type=int, default=128)
@@ -145,11 +148,17 @@ def main() -> None:
     for seed in args.seeds:
         data = args.out / f"seed{seed}" / "data"
         if not data.exists():
-            make_synthetic_dataset(data, 9, 3, 600, grid=8, d_visual=32, d_audio=16, seed=seed,
+            make_synthetic_dataset(data, args.train_videos, args.val_videos, args.frames, grid=8,
+                                   d_visual=32, d_audio=16, seed=seed,
                                    audio_led_amplitude=args.audio_led_amplitude)
         manifest = json.loads((data / "cache" / MANIFEST).read_text())["synthetic"]
         if manifest.get("audio_led_amplitude", WEAK_AMPLITUDE) != args.audio_led_amplitude:
             raise SystemExit(f"{data} was written with another --audio-led-amplitude")
+        index = scan_dataset(data, Task.AU)
+        if [len(index.videos(Task.AU, split)) for split in SPLITS[:2]] != [
+            args.train_videos, args.val_videos
+        ]:
+            raise SystemExit(f"{data} was written with other --train-videos / --val-videos")
         base = TrainConfig(
             data_dir=str(data), cache_dir=str(data / "cache"), model_overrides=TINY,
             epochs=args.epochs, batch_size=args.batch_size, clip_len=args.clip_len,
