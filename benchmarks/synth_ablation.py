@@ -21,7 +21,17 @@ Clips must be longer than the audio lead: with clips shorter than ``lead + CUE_F
 training clip holds both a cue and the onset it announces, so no model can learn the link
 (the first version of this script used 64-frame clips against a 71-frame lead).
 ``--audio-led-amplitude 0`` is the variant where the audio-led AUs have no visual evidence,
-so only the audio cue predicts their onsets. Run by hand; a row takes minutes on one core:
+so only the audio cue predicts their onsets.
+
+The default budget (9 training videos of 600 frames: ~24 cue -> onset pairs per audio-led AU,
+6 epochs of batch 2: ~110 optimiser steps) is far too small for ANY block to learn a 71-frame
+delayed association: ``benchmarks/synth_audio_lead.py`` trains one temporal block on the synth
+audio alone and finds every block at or below the all-positive F1 there (more epochs only
+overfit), while with 60 training videos and 20 epochs the plain Mamba and the audio-guided
+block both reach ~60-70 F1 (the TCN never does) and with a 5-frame lead even 9 videos suffice.
+So at the default budget the audio-led columns measure nothing; compare the temporal blocks on
+them with ``--train-videos 48`` or more and ``--epochs 15`` or more (minutes -> tens of minutes
+per row). Run by hand; a row takes minutes on one core at the default budget:
 
     python benchmarks/synth_ablation.py --out /tmp/synth-ablation --seeds 0 1 2 \\
         --presets abaw-full hga-xattn-tcn-asl abaw-hga-mamba
