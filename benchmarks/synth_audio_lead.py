@@ -29,7 +29,9 @@ What it showed (2026-12, seed 0 unless said; F1 at the best threshold, all-posit
   already fails (<= 47): the delayed, band-pass response (off for ``lead`` frames after the
   cue, then on) is what needs the data, not cue detection;
 - one thing at a time at 36 videos x 12 epochs (2 seeds): dt range 1e-3..1e-2 or 1e-2..1e-1,
-  d_state 16, lr 1e-3, ASL: no consistent change beyond the seed-to-seed spread.
+  d_state 16, lr 1e-3 (Mamba only): no consistent change beyond the seed-to-seed spread; ASL
+  instead of BCE at 60 videos x 10 epochs (1 seed): Mamba 59/65, AG-SSM 70/46 (BCE: 68/44,
+  41/65), so ASL's down-weighted negatives do not keep the rare positives from being learned.
 """
 
 from __future__ import annotations
