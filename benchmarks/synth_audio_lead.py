@@ -28,6 +28,8 @@ What it showed (2026-12, seed 0 unless said; F1 at the best threshold, all-posit
 - lead 5 instead of 71 at the benchmark's budget: Mamba 83/81, AG-SSM 61-72, TCN 46-61; lead 20
   already fails (<= 47): the delayed, band-pass response (off for ``lead`` frames after the
   cue, then on) is what needs the data, not cue detection;
+- 48 videos x 15 epochs (the budget of the full-model re-run): Mamba 61/51, AG-SSM 52/50 with
+  the presets' d_inner 16; 53/58 and 41/62 with d_inner 32;
 - one thing at a time at 36 videos x 12 epochs (2 seeds): dt range 1e-3..1e-2 or 1e-2..1e-1,
   d_state 16, lr 1e-3 (Mamba only): no consistent change beyond the seed-to-seed spread; ASL
   instead of BCE at 60 videos x 10 epochs (1 seed): Mamba 59/65, AG-SSM 70/46 (BCE: 68/44,
@@ -104,14 +106,14 @@ class Toy(nn.Module):
     """audio (B, T, Da) -> logits (B, T, 2) through one temporal block."""
 
     def __init__(self, block: str, d_audio: int, d_model: int, d_state: int,
-                 bidirectional: bool) -> None:
+                 bidirectional: bool, d_inner: int | None = None) -> None:
         super().__init__()
         self.block = block
         self.inp = nn.Linear(d_audio, d_model)
         if block == "tcn":
             self.temporal = TCN(d_model)
         else:
-            self.temporal = AGSSM(d_model, d_model, 1, d_state=d_state, d_inner=d_model,
+            self.temporal = AGSSM(d_model, d_model, 1, d_state=d_state, d_inner=d_inner or d_model,
                                   bidirectional=bidirectional, audio_guided=block == "ag-ssm")
         self.out = nn.Linear(d_model, 2)
 
@@ -137,7 +139,8 @@ def clips(split: Split, clip_len: int, stride: int) -> tuple[torch.Tensor, torch
 
 def run(args: argparse.Namespace, block: str, train: Split, val: Split) -> dict[str, float]:
     torch.manual_seed(args.seed)
-    model = Toy(block, train.audio.shape[-1], args.d_model, args.d_state, not args.causal)
+    model = Toy(block, train.audio.shape[-1], args.d_model, args.d_state, not args.causal,
+                args.d_inner)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     x, y = clips(train, args.clip_len, args.clip_stride)
     gen = torch.Generator().manual_seed(args.seed)
@@ -190,6 +193,7 @@ def main() -> None:
     parser.add_argument("--d-audio", type=int, default=16)
     parser.add_argument("--d-model", type=int, default=32)
     parser.add_argument("--d-state", type=int, default=8)
+    parser.add_argument("--d-inner", type=int, default=0, help="0: d_model")
     parser.add_argument("--dt-min", type=float, default=ag_ssm.DT_MIN)
     parser.add_argument("--dt-max", type=float, default=ag_ssm.DT_MAX)
     parser.add_argument("--causal", action="store_true", help="forward branch only")
