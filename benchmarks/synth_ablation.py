@@ -35,7 +35,11 @@ min per row) the toy's blocks reach 50-61 F1 on AU12/AU25, yet abaw-full, abaw-h
 hga-xattn-tcn-asl all stay at the all-positive F1 (38/35), even with tuned thresholds (39/35,
 38/36): inside the full model (12 AUs sharing one width-32 stream, visual AUs learned first,
 cosine decay, one global gradient clip) something more keeps the lead from being learned
-(open, issue #5). Run by hand; a row takes minutes on one core at the default budget:
+(open, issue #5). One lead: the same data with the 10 visual AUs marked invalid in the
+TRAINING labels (so only AU12/AU25 are learned) gives abaw-full 44/45 F1 at 0.5 (52/49 tuned;
+rising only after epoch 7) and abaw-hga-mamba 32/27 (40/38 tuned): sharing the model with the
+visual AUs is part of what stops the full model, and the AG-SSM's audio path learns where the
+plain Mamba's (audio only through the 16-frame cross-attention) does not (one seed). Run by hand; a row takes minutes on one core at the default budget:
 
     python benchmarks/synth_ablation.py --out /tmp/synth-ablation --seeds 0 1 2 \\
         --presets abaw-full hga-xattn-tcn-asl abaw-hga-mamba
