@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import shutil
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import f1_score
+from train_helpers import LossRecorder, StopAfter
 from typer.testing import CliRunner
 
 from wildaffect.cli import app
@@ -102,21 +102,6 @@ def test_chunked_prediction_matches_whole_video():
 # --------------------------------------------------------------------------- end to end
 
 
-class LossRecorder(L.Callback):
-    def __init__(self) -> None:
-        self.losses: dict[int, float] = {}
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.losses[trainer.global_step] = float(outputs["loss"])
-
-
-class StopAfter(L.Callback):
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step >= self.steps:
-            trainer.should_stop = True
 
 
 @pytest.fixture(scope="module")

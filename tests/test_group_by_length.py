@@ -6,6 +6,7 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import pytest
+from train_helpers import TINY
 
 from wildaffect.data.dataset import ClipDataset
 from wildaffect.data.synth import make_synthetic_dataset
@@ -13,9 +14,6 @@ from wildaffect.errors import WildaffectError
 from wildaffect.train.config import TrainConfig
 from wildaffect.train.resume import EpochSampler, merge_small_groups
 from wildaffect.train.run import train
-
-TINY = {"d_model": 32, "d_token": 8, "d_inner": 16, "n_layers": 1, "hga_heads": 2, "xattn_heads": 2,
-        "d_state": 8, "dropout": 0.0}
 
 
 @pytest.fixture(scope="module")

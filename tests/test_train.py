@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
 from torch import nn
+from train_helpers import TINY, LossRecorder, StopAfter
 
 from wildaffect.data.synth import make_synthetic_dataset
 from wildaffect.errors import InputError, WildaffectError
@@ -18,9 +18,6 @@ from wildaffect.models.registry import create_model
 from wildaffect.train.config import TrainConfig
 from wildaffect.train.optim import build_scheduler, param_groups, warmup_cosine
 from wildaffect.train.run import load_model, parse_override, train
-
-TINY = {"d_model": 32, "d_token": 8, "d_inner": 16, "n_layers": 1, "hga_heads": 2, "xattn_heads": 2,
-            "d_state": 8, "dropout": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -135,25 +132,6 @@ def test_bad_inputs_fail_before_training(synth, tmp_path):
     assert not any((tmp_path / name).exists() for name in "abc")  # nothing was started
 
 
-class LossRecorder(L.Callback):
-    """Training loss of every optimiser step, keyed by the step number (1-based)."""
-
-    def __init__(self) -> None:
-        self.losses: dict[int, float] = {}
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.losses[trainer.global_step] = float(outputs["loss"])
-
-
-class StopAfter(L.Callback):
-    """Simulates a killed run: stops fitting once ``steps`` optimiser steps are done."""
-
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step >= self.steps:
-            trainer.should_stop = True
 
 
 def _weights(path) -> dict[str, torch.Tensor]:

@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 from lightning.pytorch.strategies import DDPStrategy
+from train_helpers import LossRecorder, StopAfter
 
 from wildaffect.data.cache import FeatureCache
 from wildaffect.data.dataset import ClipDataset
@@ -137,21 +138,6 @@ def test_audio_mask_blanks_blocks_of_the_training_audio(synth, tmp_path):
     assert masked_rows > 0 and masked_cols > 0  # whole frames and whole feature dims
 
 
-class LossRecorder(L.Callback):
-    def __init__(self) -> None:
-        self.losses: dict[int, float] = {}
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.losses[trainer.global_step] = float(outputs["loss"])
-
-
-class StopAfter(L.Callback):
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step >= self.steps:
-            trainer.should_stop = True
 
 
 # Stopped after epoch 0's last step, or inside epoch 1 (also with a loader worker, whose copy
