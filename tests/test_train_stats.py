@@ -87,6 +87,29 @@ def test_expr_class_counts_match_the_files(synth):
     assert expr_class_counts(data).tolist() == want.tolist() and want.sum() > 0
 
 
+def test_video_counts_give_each_video_one_vote(tmp_path):
+    from wildaffect.data.cache import FeatureCache
+    from wildaffect.data.dataset import ClipDataset
+    from wildaffect.data.labelled import LabelledItem, write_expression_tree
+
+    cache = FeatureCache(tmp_path / "cache")
+    label_of = {"a": 4, "b": 0, "c": 1}  # a, b photos (1 frame), c an utterance (100 frames)
+    frames = {f"{v}{k}": 100 if v == "c" else 1 for v in label_of for k in (1, 2)}
+    for name, n in frames.items():
+        cache.write_record(name, {"n_frames": n}, {"has_face": np.ones(n, bool)})
+        cache.write_features("enc", name, np.zeros((n, 2), np.float32))
+    items = [LabelledItem(tmp_path / f"{v}.jpg", label_of[v[0]], v) for v in frames]
+    write_expression_tree(items, cache, tmp_path / "tree", folds=2, validation_fold=0, seed=0)
+    data = ClipDataset(cache, tmp_path / "tree", SPLITS[0], [Task.EXPR], "enc", clip_len=100)
+    per_frame = expr_class_counts(data)
+    per_video = expr_class_counts(data, "video")
+    assert len(data.sources) == 3 and per_video.sum() == 3
+    assert per_frame.sum() == 102
+    for source in data.sources:
+        label = label_of[source.video[0]]
+        assert per_video[label] == 1.0 and per_frame[label] == frames[source.video]
+
+
 def test_train_stores_stats_and_builds_the_weighted_smoothed_loss(synth, tmp_path):
     config = TrainConfig(
         preset="abaw-full", data_dir=str(synth.root), cache_dir=str(synth.cache_dir),

@@ -78,6 +78,10 @@ def train(
     class_weight_power: float = typer.Option(
         0.0, "--class-weight-power", help="EXPR class weights (n_max/n_c)**P (0 = off)."
     ),
+    class_count_unit: str = typer.Option(
+        "frame", "--class-count-unit",
+        help="Class weights count labelled frames or videos (each video's labels sum to 1).",
+    ),
     label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="EXPR targets."),
     grad_clip: float = typer.Option(1.0, "--grad-clip", help="Gradient norm clip (0 = off)."),
     frame_step: int = typer.Option(
@@ -119,7 +123,8 @@ def train(
         max_steps=max_steps, precision=precision, seed=seed, devices=devices,
         num_nodes=num_nodes, checkpoint_every_n_steps=checkpoint_every, balanced=balanced,
         group_by_length=group_by_length,
-        class_weight_power=class_weight_power, label_smoothing=label_smoothing,
+        class_weight_power=class_weight_power, class_count_unit=class_count_unit,
+        label_smoothing=label_smoothing,
         grad_clip=grad_clip, frame_step=frame_step,
         audio_mask=parse_override(f"audio_mask={audio_mask}")[1] if audio_mask else None,
         curriculum_epochs=curriculum_epochs, find_unused_parameters=find_unused,

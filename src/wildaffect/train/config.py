@@ -47,8 +47,12 @@ class TrainConfig:
     swa_lr: float | None = None  # None: lr / 10
     grad_clip: float = 1.0
     # EXPR loss: class weights (n_max / n_c) ** power from the training labels (0 = off,
-    # 1 = fully balanced, 0.5 = square-root) and label smoothing of the targets.
+    # 1 = fully balanced, 0.5 = square-root) and label smoothing of the targets. n_c counts
+    # labelled frames ("frame") or videos, each video's labels summing to one ("video": for
+    # data mixing 1-frame photos with 100-frame utterances, where frames would let the
+    # utterances set every weight).
     class_weight_power: float = 0.0
+    class_count_unit: Literal["frame", "video"] = "frame"
     label_smoothing: float = 0.0
     # Data.
     clip_len: int = 256
@@ -111,6 +115,9 @@ class TrainConfig:
             problems.append(
                 f"checkpoint_every_n_steps must be >= 0, got {self.checkpoint_every_n_steps}"
             )
+        if self.class_count_unit not in ("frame", "video"):
+            problems.append(f"class_count_unit must be 'frame' or 'video', got "
+                            f"{self.class_count_unit!r}")
         if self.class_weight_power < 0:
             problems.append(f"class_weight_power must be >= 0, got {self.class_weight_power}")
         if not 0 <= self.label_smoothing < 1:

@@ -322,7 +322,8 @@ def loss_options(config: TrainConfig, model_config, train_set) -> dict[str, dict
         options["label_smoothing"] = config.label_smoothing
     if config.class_weight_power:
         name = model_config.losses[Task.EXPR.value]
-        weights = class_weights(expr_class_counts(train_set), config.class_weight_power)
+        counts = expr_class_counts(train_set, config.class_count_unit)
+        weights = class_weights(counts, config.class_weight_power)
         options[CLASS_WEIGHT_ARGUMENT[name]] = [float(w) for w in weights]
     return {Task.EXPR.value: options} if options else {}
 

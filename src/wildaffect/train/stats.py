@@ -76,13 +76,16 @@ def input_stats(dataset) -> dict[str, np.ndarray]:
     return stats
 
 
-def expr_class_counts(dataset) -> np.ndarray:
-    """(8,) valid EXPR labels per class over the dataset's videos (each frame once)."""
-    counts = np.zeros(len(EXPR_NAMES), np.int64)
+def expr_class_counts(dataset, unit: str = "frame") -> np.ndarray:
+    """(8,) valid EXPR labels per class over the dataset's videos: each frame once
+    (``unit="frame"``), or each video once, split over its frames' classes (``"video"``)."""
+    counts = np.zeros(len(EXPR_NAMES), np.float64 if unit == "video" else np.int64)
     for source in dataset.sources:
         labels = source.labels.get(Task.EXPR)
-        if labels is not None:
-            counts += np.bincount(labels.values[labels.valid], minlength=len(EXPR_NAMES))
+        if labels is None or not labels.valid.any():
+            continue
+        video = np.bincount(labels.values[labels.valid], minlength=len(EXPR_NAMES))
+        counts += video / video.sum() if unit == "video" else video
     return counts
 
 
