@@ -208,7 +208,8 @@ class AffectModel(nn.Module):
             getattr(self, f"{stream}_std").copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
 
     def _normalised(self, batch: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
-        """The batch with visual/audio standardised and clipped (when ``input_norm``)."""
+        """The batch with visual/audio standardised and clipped (when ``input_norm``), on the
+        frames where the batch's face / audio mask says the modality is present."""
         if not self.config.input_norm:
             return batch
         clip, out = self.config.input_clip, dict(batch)
@@ -241,7 +242,7 @@ class AffectModel(nn.Module):
             )
         if cfg.spatial == "hga":
             # HGA and the pooling are per frame: run them on the face frames only and pool the
-            # learned no-face tokens once (exactly region_pool(hga(...)): tests/test_hga.py).
+            # learned no-face tokens once (exactly region_pool(hga(...)): tests/test_models_registry.py).
             if cfg.visual_input == "grid":
                 tokens = self.hga.face_tokens(visual, batch["landmarks"], face_mask)
             else:

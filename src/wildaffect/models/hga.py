@@ -164,7 +164,7 @@ class HGA(nn.Module):
     def face_tokens(self, patches: Tensor, landmarks: Tensor, face_mask: Tensor) -> Tensor | None:
         """:meth:`forward` for the face frames only: ``(N, R, d_out)`` in ``face_mask`` order
         (N = its True count), None when there is no face."""
-        batch, time, height, width, dim = patches.shape
+        height, width, dim = patches.shape[2:]
         faces = patches[face_mask].reshape(-1, height * width, dim)  # (N, HW, D)
         if faces.shape[0] == 0:
             return None
