@@ -7,7 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from wildaffect.encoders.offline_audio import COMPARE_F0_NAME, OfflineAudioEncoder
+from wildaffect.encoders.offline_audio import (
+    COMPARE_F0_NAME,
+    COMPARE_SPREAD_NAME,
+    COMPARE_VARIANCE_NAME,
+    OfflineAudioEncoder,
+)
 from wildaffect.encoders.registry import create_encoder, get_spec
 
 SR = 16_000
@@ -35,6 +40,7 @@ def test_registry_and_names(compare: OfflineAudioEncoder) -> None:
     names = set(compare.feature_names)
     assert {COMPARE_F0_NAME, "pcm_RMSenergy_sma", "mfcc_sma[14]", "d_mfcc_sma[14]"} <= names
     assert "Loudness_sma3" not in names  # eGeMAPS left out
+    assert COMPARE_SPREAD_NAME in names and COMPARE_VARIANCE_NAME not in names
     assert create_encoder("logmel-egemaps").feature_dim == 180  # shipped encoder unchanged
 
 
@@ -85,6 +91,8 @@ def test_real_emodb_clip(compare: OfflineAudioEncoder, shared_data) -> None:
     out = compare.encode(samples)
     assert out.shape == (_expected_frames(len(samples)), compare.feature_dim)
     assert np.isfinite(out).all()
+    # the feature cache stores float16: every value must survive the cast
+    assert np.isfinite(out.astype(np.float16)).all()
     f0 = out[:, list(compare.feature_names).index(COMPARE_F0_NAME)]
     assert (f0 > 60).sum() >= 10  # speech: voiced frames with a plausible pitch
     assert out[:, : compare.n_mels].std(axis=0).mean() > 0.5  # the mel energies move

@@ -69,6 +69,10 @@ COMPARE_LONG_WINDOW_PREFIXES = (
 #: ComParE columns that are zero on unvoiced frames (no ``nz`` suffix marks them there).
 COMPARE_UNVOICED_ZERO = ("F0final_sma", "jitterLocal_sma", "jitterDDP_sma", "shimmerLocal_sma")
 COMPARE_F0_NAME = "F0final_sma"
+#: ComParE's spectral variance (Hz^2, up to ~1e7) overflows the float16 feature cache: it is
+#: stored as its square root, the spectral spread in Hz, under this name.
+COMPARE_VARIANCE_NAME = "pcm_fftMag_spectralVariance_sma"
+COMPARE_SPREAD_NAME = "sqrt_pcm_fftMag_spectralVariance_sma"
 
 
 def frame_centres_s(n_frames: int, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
@@ -179,10 +183,14 @@ def egemaps_on_grid(lld, times_s: np.ndarray) -> np.ndarray:
 
 
 def compare_on_grid(lld, times_s: np.ndarray) -> np.ndarray:
-    """ComParE 2016 LLDs -> (len(times_s), 65) at times_s (its own voicing column suffices)."""
-    return lld_on_grid(
+    """ComParE 2016 LLDs -> (len(times_s), 65) at times_s (its own voicing column suffices),
+    the spectral variance as its square root (:data:`COMPARE_SPREAD_NAME`)."""
+    out = lld_on_grid(
         lld, times_s, COMPARE_LONG_WINDOW_PREFIXES, set(COMPARE_UNVOICED_ZERO), COMPARE_F0_NAME
     )[:, :-1]
+    variance = list(lld.columns).index(COMPARE_VARIANCE_NAME)
+    out[:, variance] = np.sqrt(np.maximum(out[:, variance], 0.0))
+    return out
 
 
 class OfflineAudioEncoder:
@@ -209,7 +217,8 @@ class OfflineAudioEncoder:
         if use_egemaps:
             names += [*self._egemaps().feature_names, VOICED_NAME]
         if use_compare:
-            names += list(self._compare().feature_names)
+            names += [COMPARE_SPREAD_NAME if n == COMPARE_VARIANCE_NAME else n
+                      for n in self._compare().feature_names]  # fmt: skip
         if use_deltas:
             names += [f"d_{n}" for n in names]
         self.feature_names: tuple[str, ...] = tuple(names)
