@@ -169,7 +169,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--frames", default="",
                         help="cached frame encoders to pool (mean + std), e.g. logmel-egemaps")
     parser.add_argument("--no-crema-d", action="store_true", help="EmoDB only in training")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads (more than 1 on a shared CPU slows the fits ~10x)")
     args = parser.parse_args(argv)
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(args.threads):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> dict:
 
     emodb, crema = speech_items(args.data, crema_d=not args.no_crema_d)
     items = emodb + crema
