@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="audio masking: time masks,width,feature masks,width ('' = off)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="model override, e.g. --set d_model=64 (repeatable)")
+    parser.add_argument("--audio", default=Recipe.audio,
+                        help="offline audio encoder, e.g. logmel-compare (extracted into --cache)")
     parser.add_argument("--folds", type=str, default="", help="only these folds, e.g. 0,3")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-baseline", action="store_true")
@@ -142,9 +144,10 @@ def main(argv: list[str] | None = None) -> dict:
         label_smoothing=args.label_smoothing, crema_d=not args.no_crema_d,
         model=dict(parse_override(s) for s in args.set),
         mask=tuple(int(v) for v in args.mask.split(",")) if args.mask else None,
+        audio=args.audio,
     )  # fmt: skip
     emodb, extra = speech_items(args.data, recipe.crema_d)
-    timings = build_cache(emodb + extra, args.cache)
+    timings = build_cache(emodb + extra, args.cache, recipe.audio)
     cache = FeatureCache(args.cache)
     clip_len = max(cache.read_meta(i.path.stem)["n_frames"] for i in emodb + extra)
     y = np.array([i.expr for i in emodb])
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
         run_dir = args.cache.parent / f"{args.cache.name}-runs-{args.out.stem}" / f"fold{fold}"
         fold_start = time.perf_counter()
         model = train_fold(recipe, tree, args.cache, run_dir, clip_len)
-        fold_probs = score_held_out(model, tree, args.cache)
+        fold_probs = score_held_out(model, tree, args.cache, recipe.audio)
         probs.update(fold_probs)
         done = [i for i in emodb if i.path.stem in fold_probs]
         fold_y = np.array([i.expr for i in done])
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
     timings["model_s"] = time.perf_counter() - start
     scored = np.array([i.path.stem in probs for i in emodb])
     pred = np.array([probs[i.path.stem].argmax() for i in emodb if i.path.stem in probs])
-    name = "default-offline, fusion=concat (voice only)"
+    name = f"default-offline, fusion=concat, {recipe.audio}"
     results[name] = summarise(y[scored], pred, speakers[scored])
     if "eGeMAPS functionals + LR" in results and not scored.all():
         base = results["eGeMAPS functionals + LR"]

@@ -10,6 +10,8 @@ train. Both expose ``modality``, ``encode(...)`` and their output width (``token
   the head pose and HOG of the aligned crop.
 * ``logmel-egemaps`` (audio): :class:`~wildaffect.encoders.offline_audio.OfflineAudioEncoder`,
   log-mel + eGeMAPS LLDs (+ deltas) on WavLM's 20 ms frames.
+* ``logmel-compare`` (audio): the same encoder with the 65 ComParE 2016 LLDs in place of
+  eGeMAPS' 25 (+ deltas), for voice models that need a richer spectral description.
 """
 
 from __future__ import annotations
@@ -43,3 +45,16 @@ def build_logmel_egemaps(**kwargs: Any):
     from wildaffect.encoders.offline_audio import OfflineAudioEncoder
 
     return OfflineAudioEncoder(**kwargs)
+
+
+@register_encoder(
+    "logmel-compare",
+    "audio",
+    hub_id=None,
+    description="weight-free 20 ms audio features: log-mel + ComParE 2016 LLDs + deltas, "
+    "framed like WavLM",
+)
+def build_logmel_compare(**kwargs: Any):
+    from wildaffect.encoders.offline_audio import OfflineAudioEncoder
+
+    return OfflineAudioEncoder(**{"use_egemaps": False, "use_compare": True, **kwargs})

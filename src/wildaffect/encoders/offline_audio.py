@@ -18,6 +18,11 @@ Per frame, in this column order (see :attr:`OfflineAudioEncoder.feature_names`):
   so each column is resampled *by time* to this frame's centre (see
   :func:`egemaps_on_grid`); ``*_sma3nz`` columns (zero when unvoiced) are averaged over
   voiced neighbours only, so voicing edges do not blend F0 with zeros;
+* with ``use_compare=True`` (the ``logmel-compare`` encoder, which leaves eGeMAPS out), the
+  65 ComParE 2016 LLDs from openSMILE instead (F0, voicing, jitter, shimmer, HNR, RMS
+  energy, zero-crossing rate, 26 RASTA auditory bands, 15 spectral shape descriptors,
+  MFCC 1-14), resampled the same way (:func:`compare_on_grid`): a richer spectral
+  description than eGeMAPS' 25, at the price of width;
 * with ``deltas=True``, the first-order regression deltas (+-2 frames) of all the above.
 
 Nothing is normalised across frames or utterances: per-utterance / per-speaker
@@ -54,6 +59,20 @@ EGEMAPS_LONG_WINDOW_PREFIXES = (
 #: The voicing column added after the LLDs (its source is the F0 column).
 VOICED_NAME = "voiced"
 F0_NAME = "F0semitoneFrom27.5Hz_sma3nz"
+
+#: ComParE 2016 LLDs share eGeMAPS' framing (10 ms hop, frames start at ``start``): F0,
+#: voicing, jitter, shimmer and HNR use 60 ms Gaussian windows, the rest 20 ms Hamming ones
+#: (ComParE_2016_core.lld.conf.inc).
+COMPARE_LONG_WINDOW_PREFIXES = (
+    "F0final", "voicingFinalUnclipped", "jitter", "shimmer", "logHNR",
+)  # fmt: skip
+#: ComParE columns that are zero on unvoiced frames (no ``nz`` suffix marks them there).
+COMPARE_UNVOICED_ZERO = ("F0final_sma", "jitterLocal_sma", "jitterDDP_sma", "shimmerLocal_sma")
+COMPARE_F0_NAME = "F0final_sma"
+#: ComParE's spectral variance (Hz^2, up to ~1e7) overflows the float16 feature cache: it is
+#: stored as its square root, the spectral spread in Hz, under this name.
+COMPARE_VARIANCE_NAME = "pcm_fftMag_spectralVariance_sma"
+COMPARE_SPREAD_NAME = "sqrt_pcm_fftMag_spectralVariance_sma"
 
 
 def frame_centres_s(n_frames: int, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
@@ -126,30 +145,51 @@ def deltas(features: np.ndarray, width: int = DELTA_WIDTH) -> np.ndarray:
     return (num / (2 * sum(k * k for k in range(1, width + 1)))).astype(features.dtype)
 
 
-def egemaps_on_grid(lld, times_s: np.ndarray) -> np.ndarray:
+def lld_on_grid(
+    lld, times_s: np.ndarray, long_prefixes: tuple[str, ...], unvoiced_zero: set[str],
+    f0_name: str,
+) -> np.ndarray:
     """openSMILE's LLD DataFrame (10 ms frames) -> (len(times_s), n_columns + 1) at times_s.
 
     Each column is sampled at ``times_s`` by linear interpolation over its own frame
-    centres (start + 10 ms or + 30 ms, by window length). ``*nz`` columns are zero on
-    unvoiced frames: they are interpolated as sum(w v) / sum(w) over their non-zero
-    neighbours (zero where none). The last column is the interpolated voicing of F0.
+    centres (start + 10 ms, or + 30 ms for names starting with ``long_prefixes``).
+    ``unvoiced_zero`` columns are zero on unvoiced frames: they are interpolated as
+    sum(w v) / sum(w) over their non-zero neighbours (zero where none), so voicing edges do
+    not blend F0 with zeros. The last column is the interpolated voicing of ``f0_name``.
     """
     starts = lld.index.get_level_values("start").total_seconds().to_numpy()
     values = np.nan_to_num(lld.to_numpy(dtype=np.float64))  # too-short input gives NaN rows
     out = np.zeros((len(times_s), values.shape[1] + 1))
     for c, name in enumerate(lld.columns):
-        long = name.startswith(EGEMAPS_LONG_WINDOW_PREFIXES)
+        long = name.startswith(long_prefixes)
         centres = starts + (EGEMAPS_LONG_CENTRE_S if long else EGEMAPS_SHORT_CENTRE_S)
         column = values[:, c]
-        if name.endswith("nz"):
+        if name in unvoiced_zero:
             present = (column != 0).astype(np.float64)
             weight = np.interp(times_s, centres, present)
             total = np.interp(times_s, centres, column)  # zeros contribute nothing
             out[:, c] = np.divide(total, weight, out=np.zeros_like(total), where=weight > 1e-9)
-            if name == F0_NAME:
+            if name == f0_name:
                 out[:, -1] = weight
         else:
             out[:, c] = np.interp(times_s, centres, column)
+    return out
+
+
+def egemaps_on_grid(lld, times_s: np.ndarray) -> np.ndarray:
+    """eGeMAPS v02 LLDs -> (len(times_s), 25 + 1) at times_s (``*nz`` columns voiced-only)."""
+    unvoiced_zero = {name for name in lld.columns if name.endswith("nz")}
+    return lld_on_grid(lld, times_s, EGEMAPS_LONG_WINDOW_PREFIXES, unvoiced_zero, F0_NAME)
+
+
+def compare_on_grid(lld, times_s: np.ndarray) -> np.ndarray:
+    """ComParE 2016 LLDs -> (len(times_s), 65) at times_s (its own voicing column suffices),
+    the spectral variance as its square root (:data:`COMPARE_SPREAD_NAME`)."""
+    out = lld_on_grid(
+        lld, times_s, COMPARE_LONG_WINDOW_PREFIXES, set(COMPARE_UNVOICED_ZERO), COMPARE_F0_NAME
+    )[:, :-1]
+    variance = list(lld.columns).index(COMPARE_VARIANCE_NAME)
+    out[:, variance] = np.sqrt(np.maximum(out[:, variance], 0.0))
     return out
 
 
@@ -160,17 +200,25 @@ class OfflineAudioEncoder:
     sample_rate = AUDIO_SAMPLE_RATE
     hop_s = WAVLM_HOP / AUDIO_SAMPLE_RATE
 
-    def __init__(self, n_mels: int = 64, use_egemaps: bool = True, use_deltas: bool = True):
+    def __init__(
+        self, n_mels: int = 64, use_egemaps: bool = True, use_deltas: bool = True,
+        use_compare: bool = False,
+    ):
         if n_mels < 1:
             raise ValueError(f"n_mels must be >= 1, got {n_mels}")
         self.n_mels = n_mels
         self.use_egemaps = use_egemaps
+        self.use_compare = use_compare
         self.use_deltas = use_deltas
         self._filters = mel_filters(n_mels)
         self._smile = None
+        self._smile_compare = None
         names = [f"logmel{k}" for k in range(n_mels)]
         if use_egemaps:
             names += [*self._egemaps().feature_names, VOICED_NAME]
+        if use_compare:
+            names += [COMPARE_SPREAD_NAME if n == COMPARE_VARIANCE_NAME else n
+                      for n in self._compare().feature_names]  # fmt: skip
         if use_deltas:
             names += [f"d_{n}" for n in names]
         self.feature_names: tuple[str, ...] = tuple(names)
@@ -186,11 +234,21 @@ class OfflineAudioEncoder:
             )
         return self._smile
 
+    def _compare(self):
+        if self._smile_compare is None:
+            import opensmile
+
+            self._smile_compare = opensmile.Smile(
+                feature_set=opensmile.FeatureSet.ComParE_2016,
+                feature_level=opensmile.FeatureLevel.LowLevelDescriptors,
+            )
+        return self._smile_compare
+
     def num_frames(self, n_samples: int) -> int:
         return wavlm_num_frames(n_samples)
 
     def encode(self, samples: np.ndarray) -> np.ndarray:
-        """samples: (N,) mono 16 kHz -> features: (Na, feature_dim) float32, Na = wavlm_num_frames(N)."""
+        """samples: (N,) mono 16 kHz -> (Na, feature_dim) float32, Na = wavlm_num_frames(N)."""
         samples = np.asarray(samples)
         if samples.ndim != 1:
             raise ValueError(f"samples must be 1-D mono (N,), got shape {samples.shape}")
@@ -206,6 +264,11 @@ class OfflineAudioEncoder:
                 warnings.simplefilter("ignore", UserWarning)
                 lld = self._egemaps().process_signal(samples, AUDIO_SAMPLE_RATE)
             parts.append(egemaps_on_grid(lld, frame_centres_s(n_frames)))
+        if self.use_compare:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                lld = self._compare().process_signal(samples, AUDIO_SAMPLE_RATE)
+            parts.append(compare_on_grid(lld, frame_centres_s(n_frames)))
         features = np.concatenate(parts, axis=1)
         if self.use_deltas:
             features = np.concatenate([features, deltas(features)], axis=1)

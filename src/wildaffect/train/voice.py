@@ -47,6 +47,7 @@ class Recipe:
     # max width (frames), feature masks, their max width (dims); None = off.
     mask: tuple[int, int, int, int] | None = (2, 10, 2, 20)
     model: dict[str, Any] = field(default_factory=dict)
+    audio: str = AUDIO  # the offline audio encoder (e.g. "logmel-compare"); d_audio follows it
 
 
 # ------------------------------------------------------------------------------- data
@@ -58,7 +59,7 @@ def speech_items(data: Path, crema_d: bool) -> tuple[list[SpeechItem], list[Spee
     return emodb, extra
 
 
-def build_cache(items: list[SpeechItem], cache_dir: Path) -> dict[str, float]:
+def build_cache(items: list[SpeechItem], cache_dir: Path, audio: str = AUDIO) -> dict[str, float]:
     """Preprocess + extract every item (cached records and features are skipped)."""
     from wildaffect.extract import extract_batch
     from wildaffect.preprocess import preprocess_batch
@@ -68,7 +69,7 @@ def build_cache(items: list[SpeechItem], cache_dir: Path) -> dict[str, float]:
     if not report.all_ok:
         raise SystemExit("\n".join(r.describe_failure() for r in report.failures))
     preprocessed = time.perf_counter()
-    extracted = extract_batch(cache_dir, visual=VISUAL, audio=AUDIO, device="cpu")
+    extracted = extract_batch(cache_dir, visual=VISUAL, audio=audio, device="cpu")
     if not extracted.all_ok:
         raise SystemExit("\n".join(r.describe_failure() for r in extracted.failures))
     return {"preprocess_s": preprocessed - start, "extract_s": time.perf_counter() - preprocessed}
@@ -111,7 +112,7 @@ def train_fold(recipe: Recipe, tree: Path, cache_dir: Path, run_dir: Path, clip_
     overrides = {"fusion": "concat", "input_norm": recipe.input_norm, **recipe.model}
     config = TrainConfig(
         preset="default-offline", data_dir=str(tree), cache_dir=str(cache_dir),
-        out_dir=str(run_dir), visual_encoder=VISUAL, audio_encoder=AUDIO, tasks=("EXPR",),
+        out_dir=str(run_dir), visual_encoder=VISUAL, audio_encoder=recipe.audio, tasks=("EXPR",),
         model_overrides=overrides, epochs=recipe.epochs, lr=recipe.lr,
         weight_decay=recipe.weight_decay, warmup_epochs=recipe.warmup_epochs,
         batch_size=recipe.batch_size, balanced=recipe.balanced,
@@ -124,7 +125,7 @@ def train_fold(recipe: Recipe, tree: Path, cache_dir: Path, run_dir: Path, clip_
     return load_model(run_dir / FINAL_CHECKPOINT)
 
 
-def score_held_out(model, tree: Path, cache_dir: Path) -> dict[str, np.ndarray]:
+def score_held_out(model, tree: Path, cache_dir: Path, audio: str = AUDIO) -> dict[str, np.ndarray]:
     """Record -> (8,) mean over frames of the softmax, for every Validation_Set record."""
     import torch
 
@@ -132,7 +133,7 @@ def score_held_out(model, tree: Path, cache_dir: Path) -> dict[str, np.ndarray]:
     from wildaffect.labels import Task
     from wildaffect.models.heads import to_probabilities
 
-    data = VideoDataset(cache_dir, tree, VALIDATION, ["EXPR"], VISUAL, AUDIO)
+    data = VideoDataset(cache_dir, tree, VALIDATION, ["EXPR"], VISUAL, audio)
     out = {}
     with torch.inference_mode():
         for item in data:
