@@ -42,11 +42,17 @@ clean:
 
 # The bundled default model (EXPR head trained on the faces-expression photos, the EmoDB and
 # CREMA-D speech and the CREMA-D talking faces; AU and VA derived): writes
-# src/wildaffect/assets/models/default. The cross-validated numbers in its card come from
-# benchmarks/av_default.py's report when it exists (run it first to refresh).
+# src/wildaffect/assets/models/default; then its voice-only companion for audio-only input:
+# src/wildaffect/assets/models/default-voice. The cross-validated numbers in the cards come
+# from the benchmarks' reports when they exist (benchmarks/av_default.py,
+# benchmarks/speech_emotion.py: run them first to refresh).
 SHARED_DATA  ?= ../shared/data
 MODEL_CACHE  ?= runs/cache/default-model
 MODEL_CV     ?= benchmarks/results/av_default.json
+SPEECH_CACHE ?= runs/cache/speech
+SPEECH_LOSO  ?= benchmarks/results/speech_emotion.json
 default-model: install
 	$(BIN)/python scripts/train_default_model.py --data $(SHARED_DATA) --cache $(MODEL_CACHE) \
 		$(if $(wildcard $(MODEL_CV)),--cv-report $(MODEL_CV))
+	$(BIN)/python scripts/train_default_voice.py --data $(SHARED_DATA) --cache $(SPEECH_CACHE) \
+		$(if $(wildcard $(SPEECH_LOSO)),--loso $(SPEECH_LOSO))

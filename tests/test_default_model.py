@@ -65,10 +65,12 @@ def test_bf16_autocast_agrees_with_fp32(predictor, fixtures_dir):
 
 
 def test_audio_only_input_goes_to_the_voice_companion(predictor, fixtures_dir):
+    """The default hears voices in talking faces; speech alone goes to the voice-only model,
+    whose leave-one-speaker-out recall is higher (model card)."""
     from wildaffect.labels import AU_NAMES, EXPR_NAMES
     from wildaffect.predict.predictor import InputSummary
 
-    assert predictor.voice_model == "default-voice" and not predictor.config.has_audio
+    assert predictor.config.has_audio and predictor.voice_model == "default-voice"
     summary = InputSummary()
     chunks = list(predictor.iter_chunks(fixtures_dir / "media" / "1002_DFA_HAP_XX.mp3", summary))
     table = __import__("pandas").concat([c.rows for c in chunks], ignore_index=True)
@@ -78,3 +80,16 @@ def test_audio_only_input_goes_to_the_voice_companion(predictor, fixtures_dir):
     np.testing.assert_allclose(table[list(EXPR_NAMES)].sum(axis=1), 1.0, atol=1e-5)
     _, meta = load_package(bundled_model_dir("default-voice"))
     assert meta["model_config"]["d_audio"] > 0 and meta["outputs"]["EXPR"] == "model"
+
+
+def test_the_voice_changes_a_talking_face_prediction(predictor, fixtures_dir):
+    """Face + voice vs the same clip's face alone: the audio branch is used, not ignored."""
+    from wildaffect.labels import EXPR_NAMES
+    from wildaffect.predict.predictor import Predictor
+
+    clip = fixtures_dir / "media" / "1001_DFA_HAP_XX.flv"
+    both = predictor.predict(clip)
+    face_only = Predictor(use_audio=False).predict(clip)
+    assert (both["face"] == 1).all() and len(both) == len(face_only)
+    gap = np.abs(both[list(EXPR_NAMES)].to_numpy(float) - face_only[list(EXPR_NAMES)].to_numpy(float))
+    assert gap.max() > 0.01

@@ -46,8 +46,9 @@ def save_package(
     """Write ``model`` as a package folder (both files atomically); returns the folder.
 
     ``outputs``: task -> source (``"model"`` or a derivation name); tasks the model predicts
-    default to ``"model"``. ``voice_model``: for a model without audio input, the package
-    (bundled name or folder) that predicts audio-only input instead.
+    default to ``"model"``. ``voice_model``: the package (bundled name or folder) that
+    predicts audio-only input instead (required for a model without audio; optional for one
+    with audio, when a voice-only model does better on speech alone).
     """
     from safetensors.torch import save_file
 

@@ -108,9 +108,9 @@ class Predictor:
             load_encoder(self.config.audio_encoder, "audio")
             if self.config.has_audio and use_audio else None
         )
-        # A model without audio may name a companion package for audio-only input.
-        voice = self.meta.get("voice_model") if use_audio else None
-        self.voice_model: str | None = voice if voice and not self.config.has_audio else None
+        # A package may name a companion for audio-only input: needed by a model without
+        # audio, and used by one with audio when a voice-only model does better there.
+        self.voice_model: str | None = (self.meta.get("voice_model") or None) if use_audio else None
         self._voice: Predictor | None = None
         self._torch = torch
 
@@ -179,9 +179,9 @@ class Predictor:
         info = probe(path)
         summary.kind, summary.audio = info.kind, info.has_audio  # refined by the audio stream
         audio_only = audio_only or info.kind == "audio"
-        if audio_only and self.audio_encoder is None and self.voice_model is not None:
+        if audio_only and self.voice_model is not None:
             summary.notes.append(f"predicted from the voice by the companion model "
-                                 f"{self.voice_model!r} (this model takes no audio)")
+                                 f"{self.voice_model!r} (named by this model's package)")
             yield from self._voice_predictor().iter_chunks(path, summary, audio_only=True)
             return
         chunks = (self._audio_only(path, summary) if audio_only
