@@ -38,7 +38,7 @@ import numpy as np
 
 from wildaffect.data.speech import SpeechItem
 from wildaffect.io.atomic import atomic_write_text
-from wildaffect.train.voice import speech_items, uar
+from wildaffect.train.voice import print_uar_table, speech_items, uar, uar_summary
 
 #: openSMILE functional sets compared (FeatureSet member names).
 FUNCTIONAL_SETS = ("ComParE_2016", "eGeMAPSv02", "emobase")
@@ -142,21 +142,6 @@ def loso_predictions(
     return pred, chosen
 
 
-def summarise(y: np.ndarray, pred: np.ndarray, speakers: np.ndarray) -> dict[str, Any]:
-    per = {str(s): uar(y[speakers == s], pred[speakers == s]) for s in np.unique(speakers)}
-    return {"uar_pooled": uar(y, pred), "uar_mean_per_speaker": float(np.mean(list(per.values()))),
-            "per_speaker": per, "accuracy": float((y == pred).mean())}  # fmt: skip
-
-
-def print_table(results: dict[str, dict[str, Any]]) -> None:
-    speakers = sorted(next(iter(results.values()))["per_speaker"])
-    print(f"{'features + classifier':<44} {'pooled':>7} {'mean':>7} "
-          + " ".join(f"{s:>5}" for s in speakers))  # fmt: skip
-    for name, r in results.items():
-        cells = " ".join(f"{r['per_speaker'][s]:5.3f}" for s in speakers)
-        print(f"{name:<44} {r['uar_pooled']:7.3f} {r['uar_mean_per_speaker']:7.3f} {cells}")
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -198,13 +183,13 @@ def run(args: argparse.Namespace) -> dict:
         for classifier in classifiers():
             start = time.perf_counter()
             pred, chosen = loso_predictions(x, y, speakers, extra, classifier)
-            row = summarise(y[~extra], pred, speakers[~extra])
+            row = uar_summary(y[~extra], pred, speakers[~extra])
             row.update(dim=int(x.shape[1]), chosen_C=chosen,
                        seconds=round(time.perf_counter() - start, 1))  # fmt: skip
             results[f"{feature_name} + {classifier}"] = row
             print(f"{feature_name} + {classifier}: UAR {row['uar_pooled']:.3f} "
                   f"(C {sorted(set(chosen.values()))}, {row['seconds']} s)", flush=True)
-    print_table(results)
+    print_uar_table(results, "features + classifier")
     report = {"crema_d": not args.no_crema_d, "n_utterances": int((~extra).sum()),
               "lr_grid": LR_GRID, "svm_grid": SVM_GRID, "results": results}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)

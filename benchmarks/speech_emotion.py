@@ -47,10 +47,12 @@ from wildaffect.train.voice import (
     EMODB_CLASSES,
     Recipe,
     build_cache,
+    print_uar_table,
     score_held_out,
     speech_items,
     train_fold,
     uar,
+    uar_summary,
     write_fold_tree,
 )
 
@@ -92,20 +94,6 @@ def baseline_predictions(x: np.ndarray, y: np.ndarray, speakers: np.ndarray) -> 
 
 # ------------------------------------------------------------------------------- scores
 
-
-
-def summarise(y: np.ndarray, pred: np.ndarray, speakers: np.ndarray) -> dict[str, Any]:
-    per = {str(s): uar(y[speakers == s], pred[speakers == s]) for s in np.unique(speakers)}
-    return {"uar_pooled": uar(y, pred), "uar_mean_per_speaker": float(np.mean(list(per.values()))),
-            "per_speaker": per, "accuracy": float((y == pred).mean())}
-
-
-def print_table(results: dict[str, dict[str, Any]]) -> None:
-    speakers = sorted(next(iter(results.values()))["per_speaker"])
-    print(f"{'method':<44} {'pooled':>7} {'mean':>7} " + " ".join(f"{s:>5}" for s in speakers))
-    for name, r in results.items():
-        cells = " ".join(f"{r['per_speaker'][s]:5.3f}" for s in speakers)
-        print(f"{name:<44} {r['uar_pooled']:7.3f} {r['uar_mean_per_speaker']:7.3f} {cells}")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -157,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.skip_baseline:
         start = time.perf_counter()
         x = egemaps_functionals(emodb, args.cache)
-        results["eGeMAPS functionals + LR"] = summarise(y, baseline_predictions(x, y, speakers),
+        results["eGeMAPS functionals + LR"] = uar_summary(y, baseline_predictions(x, y, speakers),
                                                         speakers)  # fmt: skip
         timings["baseline_s"] = time.perf_counter() - start
 
@@ -181,12 +169,12 @@ def main(argv: list[str] | None = None) -> dict:
     scored = np.array([i.path.stem in probs for i in emodb])
     pred = np.array([probs[i.path.stem].argmax() for i in emodb if i.path.stem in probs])
     name = f"default-offline, fusion=concat, {recipe.audio}"
-    results[name] = summarise(y[scored], pred, speakers[scored])
+    results[name] = uar_summary(y[scored], pred, speakers[scored])
     if "eGeMAPS functionals + LR" in results and not scored.all():
         base = results["eGeMAPS functionals + LR"]
         base["per_speaker"] = {s: v for s, v in base["per_speaker"].items()
                                if s in results[name]["per_speaker"]}  # fmt: skip
-    print_table(results)
+    print_uar_table(results)
     report = {"recipe": asdict(recipe), "clip_len": clip_len, "results": results,
               "timings_s": {k: round(v, 1) for k, v in timings.items()},
               "n_utterances": int(scored.sum()), "classes": [EXPR_NAMES[c] for c in EMODB_CLASSES],

@@ -149,3 +149,20 @@ def uar(y: np.ndarray, pred: np.ndarray) -> float:
     return float(
         recall_score(y, pred, labels=EMODB_CLASSES, average="macro", zero_division=0)
     )
+
+
+def uar_summary(y: np.ndarray, pred: np.ndarray, speakers: np.ndarray) -> dict[str, Any]:
+    """UAR pooled, per speaker and their mean, and accuracy (the speech benchmarks' report)."""
+    per = {str(s): uar(y[speakers == s], pred[speakers == s]) for s in np.unique(speakers)}
+    return {"uar_pooled": uar(y, pred), "uar_mean_per_speaker": float(np.mean(list(per.values()))),
+            "per_speaker": per, "accuracy": float((y == pred).mean())}  # fmt: skip
+
+
+def print_uar_table(results: dict[str, dict[str, Any]], first_column: str = "method") -> None:
+    """One row per method of :func:`uar_summary` results: pooled, mean, each speaker."""
+    speakers = sorted(next(iter(results.values()))["per_speaker"])
+    print(f"{first_column:<44} {'pooled':>7} {'mean':>7} "
+          + " ".join(f"{s:>5}" for s in speakers))  # fmt: skip
+    for name, r in results.items():
+        cells = " ".join(f"{r['per_speaker'][s]:5.3f}" for s in speakers)
+        print(f"{name:<44} {r['uar_pooled']:7.3f} {r['uar_mean_per_speaker']:7.3f} {cells}")
