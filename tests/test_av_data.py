@@ -121,3 +121,21 @@ def test_the_real_data_inventory(shared_data):
     assert [i.path.suffix for i in data.crema_av] == [".flv"] * 6
     assert {i.speaker for i in data.crema_av} == {"1001"}
     assert sorted(speaker_fold(data.speakers, 5).values()) == [0, 0, 1, 1, 2, 3, 4]
+
+
+def test_prepare_cache_builds_every_kind_of_record(shared_data, tmp_path):
+    """A photo, an utterance, an audio-only clip and a talking face, from an empty cache."""
+    from wildaffect.train.av import prepare_cache
+
+    data = read_av_data(shared_data)
+    paths = [data.photos[0].media, data.emodb[0].path, data.crema_audio[0].path,
+             data.crema_av[0].path]
+    names = prepare_cache(paths, tmp_path / "cache", "mediapipe-regions", "logmel-egemaps")
+    cache = FeatureCache(tmp_path / "cache")
+    frames = [cache.read_features("mediapipe-regions", n).shape[0] for n in names]
+    assert frames[0] == 1 and frames[1] == 99  # a photo; 2.0 s at 20 ms
+    for name, n in zip(names, frames, strict=True):
+        assert cache.read_features("logmel-egemaps", name).shape == (n, 180)
+    assert cache.read_array(names[3], "has_face").any()  # the talking face is found
+    assert not cache.read_array(names[1], "has_face").any()
+    assert prepare_cache(paths, tmp_path / "cache", "mediapipe-regions", "logmel-egemaps") == names
