@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from sklearn.metrics import f1_score
 
+    from wildaffect.data.cache import FeatureCache
     from wildaffect.labels import SPLITS
     from wildaffect.preprocess import record_names
     from wildaffect.train.av import (
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
         i.path for i in (*data.emodb, *data.crema_audio, *data.crema_av)]
     prepare_cache(media, args.cache, DEFAULT_MODEL_ENCODER, DEFAULT_AV_AUDIO, args.workers)
     photo_names = record_names([i.media for i in data.photos])
-    has_face = {n: bool(np.asarray(_has_face(args.cache, n)).any()) for n in photo_names}
+    cache = FeatureCache(args.cache)
+    has_face = {n: bool(cache.read_array(n, "has_face").any()) for n in photo_names}
     recipe = av_recipe().with_overrides(parse_sets(args.train_set), parse_sets(args.model_set))
     clip_tree = write_av_clip_tree(data, args.cache, args.work / "av-clips")
     folds = args.only_folds if args.only_folds else list(range(args.folds))
@@ -158,12 +160,6 @@ def main(argv: list[str] | None = None) -> dict:
     if args.out is not None:
         atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     return report
-
-
-def _has_face(cache_dir: Path, name: str) -> np.ndarray:
-    from wildaffect.data.cache import FeatureCache
-
-    return FeatureCache(cache_dir).read_array(name, "has_face")
 
 
 def _macro_f1(f1_score, y: np.ndarray, pred: np.ndarray) -> float:

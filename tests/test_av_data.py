@@ -4,7 +4,6 @@ once, the shipped split, scoring with a modality dropped, and the real data's in
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from wildaffect.data.abaw import parse_annotation, scan_dataset
