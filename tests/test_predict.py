@@ -330,3 +330,25 @@ def test_no_audio_predicts_from_the_face_alone(package, clip_table, fixtures_dir
     index = pd.read_csv(tmp_path / "index.csv")
     failed = index[index["status"] == "failed"]
     assert len(failed) == 1 and "audio is off" in failed["error"].iloc[0]
+
+
+def test_audio_ending_before_the_video_streams_in_chunks(package, fixtures_dir):
+    """GRID's sound track ends before its last video frame: the chunks after the first audio
+    block must still know the audio's true length (a released-sample count once overstated
+    it and the last chunk failed)."""
+    from wildaffect.extract import RunOptions, load_encoder
+    from wildaffect.io.align import wavlm_num_frames
+    from wildaffect.io.media import read_audio
+    from wildaffect.predict.audio import AudioFeatureStream
+    from wildaffect.predict.predictor import Predictor
+
+    clip = fixtures_dir / "media" / "sbwe5n.mpg"
+    stream = AudioFeatureStream(clip, load_encoder("logmel-egemaps", "audio"), RunOptions())
+    stream.features(0, 10)  # encodes the first block, reading the whole short file
+    assert stream.total_frames() == wavlm_num_frames(len(read_audio(clip).samples))
+    one_pass = Predictor(package, chunk_frames=256).predict(clip)
+    chunked = Predictor(package, chunk_frames=16).predict(clip)
+    assert len(chunked) == len(one_pass) == 75
+    numeric = [c for c in COLUMNS if c != "expression"]
+    np.testing.assert_allclose(chunked[numeric].to_numpy(float),
+                               one_pass[numeric].to_numpy(float), atol=1e-5)

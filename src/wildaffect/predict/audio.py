@@ -134,7 +134,8 @@ class AudioFeatureStream:
         window = self._buffer[s0 - self._offset : s1 - self._offset]  # (n,) float32
         encoded = encode_audio(window, self.encoder, self.options)  # (Na_window, D)
         # Keep only what a later block (starting at j1 or after) can still need.
-        keep_from = max(j1 - margin, 0) * WAVLM_HOP
+        # (Never past the samples decoded: the offset is also the count of samples dropped.)
+        keep_from = min(max(j1 - margin, 0) * WAVLM_HOP, self.n_samples_seen)
         if keep_from > self._offset:
             self._buffer = self._buffer[keep_from - self._offset :]
             self._offset = keep_from
