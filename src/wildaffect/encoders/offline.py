@@ -12,6 +12,8 @@ train. Both expose ``modality``, ``encode(...)`` and their output width (``token
   log-mel + eGeMAPS LLDs (+ deltas) on WavLM's 20 ms frames.
 * ``logmel-compare`` (audio): the same encoder with the 65 ComParE 2016 LLDs in place of
   eGeMAPS' 25 (+ deltas), for voice models that need a richer spectral description.
+* ``logmel-egemaps-emobase`` (audio): ``logmel-egemaps`` + the openSMILE emobase functionals
+  of a 2 s window around each frame: per-utterance statistics for the voice model.
 """
 
 from __future__ import annotations
@@ -58,3 +60,16 @@ def build_logmel_compare(**kwargs: Any):
     from wildaffect.encoders.offline_audio import OfflineAudioEncoder
 
     return OfflineAudioEncoder(**{"use_egemaps": False, "use_compare": True, **kwargs})
+
+
+@register_encoder(
+    "logmel-egemaps-emobase",
+    "audio",
+    hub_id=None,
+    description="logmel-egemaps + openSMILE emobase functionals of a 2 s window around each "
+    "20 ms frame (the voice model's input)",
+)
+def build_logmel_egemaps_emobase(**kwargs: Any):
+    from wildaffect.encoders.offline_audio import OfflineAudioEncoder
+
+    return OfflineAudioEncoder(**{"functionals": "emobase", **kwargs})

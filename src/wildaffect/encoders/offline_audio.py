@@ -35,6 +35,11 @@ import warnings
 
 import numpy as np
 
+from wildaffect.encoders.offline_functionals import (
+    DEFAULT_HOP_S,
+    DEFAULT_WINDOW_S,
+    WindowFunctionals,
+)
 from wildaffect.io.align import WAVLM_HOP, WAVLM_RECEPTIVE_FIELD, wavlm_num_frames
 from wildaffect.io.media import AUDIO_SAMPLE_RATE
 
@@ -73,6 +78,8 @@ COMPARE_F0_NAME = "F0final_sma"
 #: stored as its square root, the spectral spread in Hz, under this name.
 COMPARE_VARIANCE_NAME = "pcm_fftMag_spectralVariance_sma"
 COMPARE_SPREAD_NAME = "sqrt_pcm_fftMag_spectralVariance_sma"
+#: Prefix of the window-functional columns (``functionals=...``).
+WINDOW_PREFIX = "win_"
 
 
 def frame_centres_s(n_frames: int, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray:
@@ -202,8 +209,9 @@ class OfflineAudioEncoder:
 
     def __init__(
         self, n_mels: int = 64, use_egemaps: bool = True, use_deltas: bool = True,
-        use_compare: bool = False,
-    ):
+        use_compare: bool = False, functionals: str | None = None,
+        functional_window_s: float = DEFAULT_WINDOW_S, functional_hop_s: float = DEFAULT_HOP_S,
+    ):  # fmt: skip
         if n_mels < 1:
             raise ValueError(f"n_mels must be >= 1, got {n_mels}")
         self.n_mels = n_mels
@@ -213,6 +221,10 @@ class OfflineAudioEncoder:
         self._filters = mel_filters(n_mels)
         self._smile = None
         self._smile_compare = None
+        self._functionals = (
+            WindowFunctionals(functionals, functional_window_s, functional_hop_s)
+            if functionals else None
+        )  # fmt: skip
         names = [f"logmel{k}" for k in range(n_mels)]
         if use_egemaps:
             names += [*self._egemaps().feature_names, VOICED_NAME]
@@ -221,8 +233,17 @@ class OfflineAudioEncoder:
                       for n in self._compare().feature_names]  # fmt: skip
         if use_deltas:
             names += [f"d_{n}" for n in names]
+        if self._functionals is not None:
+            names += [f"{WINDOW_PREFIX}{n}" for n in self._functionals.feature_names]
         self.feature_names: tuple[str, ...] = tuple(names)
         self.feature_dim = len(names)
+
+    @property
+    def context_s(self) -> float:
+        """Seconds of audio each side of a frame that a streaming reader must encode with it
+        to reproduce the one-pass features (frames: +-2 deltas; window functionals: more)."""
+        frames = 1.0
+        return frames if self._functionals is None else max(frames, self._functionals.context_s)
 
     def _egemaps(self):
         if self._smile is None:
@@ -272,4 +293,7 @@ class OfflineAudioEncoder:
         features = np.concatenate(parts, axis=1)
         if self.use_deltas:
             features = np.concatenate([features, deltas(features)], axis=1)
+        if self._functionals is not None:
+            windows = self._functionals.on_grid(samples, frame_centres_s(n_frames))
+            features = np.concatenate([features, windows], axis=1)
         return features.astype(np.float32)

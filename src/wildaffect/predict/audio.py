@@ -5,7 +5,8 @@ of :data:`BLOCK_FRAMES` feature frames (20 ms each), each with ``margin_s`` of c
 sides (samples before that are dropped), so a one-hour file never sits in memory and the
 features of a frame do not depend on how the frames were chunked: with the weight-free
 encoder (local windows, deltas over +-2 frames) one second of context reproduces the
-whole-file features to float32 rounding. Sequence encoders (WavLM, Whisper) see
+whole-file features to float32 rounding; an encoder with a ``context_s`` (window
+functionals) gets that much instead when it is more. Sequence encoders (WavLM, Whisper) see
 ``margin_s`` of context instead of the whole file: use a larger margin for them.
 """
 
@@ -33,6 +34,8 @@ class AudioFeatureStream:
 
         self._chunks: Iterator[AudioTrack] = iter_audio_chunks(path)
         self.encoder, self.options = encoder, options
+        # An encoder that reads further than the frames' own windows says how far.
+        margin_s = max(margin_s, getattr(encoder.model, "context_s", 0.0))
         self.margin_frames = max(1, round(margin_s * AUDIO_SAMPLE_RATE / WAVLM_HOP))
         self._buffer = np.zeros(0, np.float32)  # samples [self._offset, self._offset + len)
         self._offset = 0
