@@ -285,7 +285,8 @@ class WavLMEncoder(AudioEncoder):
         lengths = _lengths_or_full(waveform, lengths)
         if int(lengths.min()) < WAVLM_RECEPTIVE_FIELD:
             raise WildaffectError(
-                f"audio too short for WavLM: {int(lengths.min())} samples < {WAVLM_RECEPTIVE_FIELD} (25 ms)"
+                f"audio too short for WavLM: {int(lengths.min())} samples"
+                f" < {WAVLM_RECEPTIVE_FIELD} (25 ms)"
             )
         sample_mask = torch.arange(waveform.shape[1], device=waveform.device) < lengths[:, None]
         x = (

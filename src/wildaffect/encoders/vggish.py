@@ -97,7 +97,9 @@ class LogMel(nn.Module):
         super().__init__()
         window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(STFT_WINDOW) / STFT_WINDOW)  # periodic
         self.register_buffer("window", torch.tensor(window, dtype=torch.float32), persistent=False)
-        self.register_buffer("mel", torch.tensor(mel_matrix(), dtype=torch.float32), persistent=False)
+        self.register_buffer(
+            "mel", torch.tensor(mel_matrix(), dtype=torch.float32), persistent=False
+        )
 
     def forward(self, samples: torch.Tensor) -> torch.Tensor:
         frames = samples.float().unfold(0, STFT_WINDOW, STFT_HOP) * self.window  # (F, 400)

@@ -88,7 +88,8 @@ CLIP_B16 = {**VIT_BASE, "hidden_act": "quick_gelu", "projection_dim": 512}
 
 @dataclass
 class VisualOutput:
-    """``patch_grid``: (B, h, w, D) spatial tokens (None if the backbone has none); ``cls``: (B, D)."""
+    """``patch_grid``: (B, h, w, D) spatial tokens (None if the backbone has none);
+    ``cls``: (B, D)."""
 
     patch_grid: torch.Tensor | None
     cls: torch.Tensor

@@ -354,7 +354,8 @@ def mtl_mae_curriculum() -> ModelConfig:
         name="mtl-mae-curriculum", description=mtl_mae_curriculum.__doc__,
         tasks=(Task.AU, Task.EXPR, Task.VA), visual_encoder="vitmae-base",
         d_visual=VITMAE_BASE_DIM, audio_encoder=None, d_audio=0, spatial="gap", fusion="none",
-        temporal="tcn_transformer", task_fusion=True, losses={"AU": "bce", "EXPR": "ce", "VA": "ccc"},
+        temporal="tcn_transformer", task_fusion=True,
+        losses={"AU": "bce", "EXPR": "ce", "VA": "ccc"},
     )
 
 
