@@ -39,6 +39,7 @@ from wildaffect.encoders.audio import PatchSequenceEncoder
 from wildaffect.encoders.registry import register_encoder
 from wildaffect.encoders.weights import CONFIG_FILE, hub_offline
 from wildaffect.errors import InputError, WildaffectError
+from wildaffect.io.atomic import atomic_path, atomic_write_text
 from wildaffect.io.media import AUDIO_SAMPLE_RATE as SAMPLE_RATE
 
 VGGISH_URL = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth"
@@ -142,10 +143,10 @@ class VGGish(nn.Module):
         from safetensors.torch import save_file
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
         state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_FILE))
+        with atomic_path(folder / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp))
+        atomic_write_text(folder / CONFIG_FILE, json.dumps(asdict(self.config), indent=2))
 
 
 class VGGishEncoder(PatchSequenceEncoder):
