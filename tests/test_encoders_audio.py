@@ -15,10 +15,14 @@ from wildaffect.errors import WildaffectError
 from wildaffect.io.align import wavlm_num_frames
 
 SR = 16_000
+# The audio encoders with weights: transformers ones (WavLM, Whisper, AST) and VGGish.
+LEARNED_AUDIO_MODULES = (
+    "wildaffect.encoders.audio",
+    "wildaffect.encoders.spectrogram_transformer",
+    "wildaffect.encoders.vggish",
+)
 TRANSFORMERS_AUDIO = [
-    n
-    for n in list_encoders("audio")
-    if get_spec(n).builder.__module__ == "wildaffect.encoders.audio"
+    n for n in list_encoders("audio") if get_spec(n).builder.__module__ in LEARNED_AUDIO_MODULES
 ]
 WAVLM = [n for n in TRANSFORMERS_AUDIO if n.startswith("wavlm")]
 WHISPER = [n for n in TRANSFORMERS_AUDIO if n.startswith("whisper")]
@@ -63,6 +67,8 @@ def test_audio_encoders_are_registered() -> None:
         "wavlm-large",
         "whisper-base",
         "whisper-small",
+        "ast-audioset",
+        "vggish",
     }
     assert get_spec("wavlm-large").hub_id == "microsoft/wavlm-large"
     assert get_spec("whisper-base").modality == "audio"
@@ -75,10 +81,10 @@ def test_tiny_encoder_shapes_and_save_load_roundtrip(name: str, tone_batch, tmp_
     encoder = create_encoder(name, pretrained=False, tiny=True)
     out = encoder(wave, lengths)
     assert isinstance(out, AudioOutput)
-    if name.startswith("wavlm"):
-        expected = [wavlm_num_frames(int(n)) for n in lengths]  # 99 and 61: 20 ms frames
-    else:
+    if name.startswith("whisper"):
         expected = [math.ceil(int(n) / 320) for n in lengths]  # 100 and 63 frame centres
+    else:  # WavLM, and AST / VGGish interpolated onto WavLM's grid
+        expected = [wavlm_num_frames(int(n)) for n in lengths]  # 99 and 61: 20 ms frames
     assert out.lengths.tolist() == expected
     assert out.features.shape == (2, max(expected), encoder.out_dim)
     assert torch.isfinite(out.features).all()

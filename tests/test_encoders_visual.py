@@ -15,9 +15,9 @@ TRANSFORMERS_VISUAL = [
     for n in list_encoders("visual")
     if get_spec(n).builder.__module__ == "wildaffect.encoders.visual"
 ]
-# Grid side at 224 for the real patch sizes (kept by the tiny configs): DINOv2 14 px, ViT/CLIP 16 px,
-# ConvNeXt's last stage is stride 32.
-EXPECTED_GRID = {"dinov2": 16, "vit": 14, "clip": 14, "convnext": 7}
+# Grid side at 224 for the real patch sizes (kept by the tiny configs): DINOv2 14 px, ViT/CLIP/MAE
+# 16 px, the last stage of ConvNeXt and ResNet is stride 32.
+EXPECTED_GRID = {"dinov2": 16, "vit": 14, "clip": 14, "convnext": 7, "resnet": 7, "vitmae": 14}
 
 
 def _expected_side(name: str) -> int:
@@ -31,7 +31,7 @@ def pixels() -> torch.Tensor:
 
 
 def test_every_transformers_visual_encoder_is_registered() -> None:
-    expected = {"vit-base", "convnext-base", "clip-vit-b16"}
+    expected = {"vit-base", "convnext-base", "clip-vit-b16", "resnet-50", "vitmae-base"}
     for size in ("small", "base", "large", "giant"):
         expected |= {f"dinov2-{size}", f"dinov2-reg-{size}"}
     assert expected == set(TRANSFORMERS_VISUAL)

@@ -12,7 +12,12 @@
   conv) and truncated to its true length ceil(n / 320) before concatenation. Frame j is
   centred on sample 320 j (WavLM's frame t is centred on 320 t + 200: 12.5 ms later).
 
-Both return :class:`AudioOutput`; padded positions (beyond ``lengths``) are zero.
+- Patch encoders (:class:`PatchSequenceEncoder`: AST in :mod:`.spectrogram_transformer`,
+  VGGish in :mod:`.vggish`) emit one vector per fixed span of spectrogram frames; those vectors
+  are linearly interpolated in time onto the 20 ms grid (:func:`interpolate_to_frames`), so
+  they give exactly ``wavlm_num_frames(N)`` frames, frame k centred on sample 320 k + 200.
+
+All return :class:`AudioOutput`; padded positions (beyond ``lengths``) are zero.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from wildaffect.io.align import WAVLM_HOP, WAVLM_RECEPTIVE_FIELD, wavlm_num_fram
 from wildaffect.io.media import AUDIO_SAMPLE_RATE as SAMPLE_RATE
 
 FRAME_HOP = WAVLM_HOP  # samples per 20 ms output frame, WavLM and Whisper alike
+#: Output frame k covers samples [320 k, 320 k + 400): its centre is 320 k + 200.
+FRAME_CENTRE = WAVLM_RECEPTIVE_FIELD / 2
 WHISPER_WINDOW = 30 * SAMPLE_RATE  # Whisper's fixed 30 s input
 PREPROCESSOR_FILE = "preprocessor_config.json"
 
@@ -98,6 +105,24 @@ def wavlm_frames(lengths: torch.Tensor) -> torch.Tensor:
 def whisper_num_frames(num_samples: int) -> int:
     """Whisper encoder frames whose centre (sample 320 j) lies inside N samples: ceil(N / 320)."""
     return math.ceil(num_samples / FRAME_HOP)
+
+
+def interpolate_to_frames(
+    features: torch.Tensor, first_centre: float, step: float, num_frames: int
+) -> torch.Tensor:
+    """(G, D) vectors centred on samples ``first_centre + step * g`` -> (num_frames, D) at 20 ms.
+
+    Output frame k (centre ``320 k + 200``) is the linear interpolation of the two vectors whose
+    centres enclose it, held at the first / last vector outside their span. Differentiable.
+    """
+    count = features.shape[0]
+    centres = torch.arange(num_frames, dtype=torch.float64) * FRAME_HOP + FRAME_CENTRE
+    position = ((centres - first_centre) / step).clamp(0, count - 1)  # (num_frames,)
+    lo = position.floor().long()
+    hi = (lo + 1).clamp(max=count - 1)
+    w = (position - lo).to(features.device, features.dtype)[:, None]  # (num_frames, 1)
+    lo, hi = lo.to(features.device), hi.to(features.device)
+    return features[lo] * (1 - w) + features[hi] * w  # (num_frames, D)
 
 
 def _lengths_or_full(waveform: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -191,6 +216,36 @@ class AudioEncoder(nn.Module):
         self.backbone.save_pretrained(folder)
 
 
+class PatchSequenceEncoder(AudioEncoder):
+    """An encoder with one vector per fixed span of audio, resampled onto the 20 ms grid.
+
+    Subclasses implement :meth:`encode_patches` for ONE item's valid samples and set
+    ``first_centre`` / ``step`` (samples): vector g is centred on ``first_centre + step * g``.
+    Items shorter than one 25 ms frame give no frames (as ``wavlm_num_frames``).
+    """
+
+    first_centre: float
+    step: float
+
+    def encode_patches(self, samples: torch.Tensor) -> torch.Tensor:
+        """(n,) float32 16 kHz samples -> (G, D) patch vectors, G >= 1."""
+        raise NotImplementedError
+
+    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> AudioOutput:
+        # waveform: (B, N) float32 in [-1, 1] at 16 kHz
+        lengths = _lengths_or_full(waveform, lengths)
+        out_lengths = wavlm_frames(lengths)
+        per_item = []
+        for b, (n, frames) in enumerate(zip(lengths.tolist(), out_lengths.tolist(), strict=True)):
+            if frames == 0:
+                per_item.append(waveform.new_zeros((0, self.out_dim)))
+                continue
+            patches = self.encode_patches(waveform[b, :n])  # (G, D)
+            per_item.append(interpolate_to_frames(patches, self.first_centre, self.step, frames))
+        features = nn.utils.rnn.pad_sequence(per_item, batch_first=True)  # (B, Na, D), zero-padded
+        return AudioOutput(features, out_lengths)
+
+
 class WavLMEncoder(AudioEncoder):
     """WavLM with a learnable weighted sum of all hidden states and a light adapter."""
 
@@ -230,7 +285,8 @@ class WavLMEncoder(AudioEncoder):
         lengths = _lengths_or_full(waveform, lengths)
         if int(lengths.min()) < WAVLM_RECEPTIVE_FIELD:
             raise WildaffectError(
-                f"audio too short for WavLM: {int(lengths.min())} samples < {WAVLM_RECEPTIVE_FIELD} (25 ms)"
+                f"audio too short for WavLM: {int(lengths.min())} samples"
+                f" < {WAVLM_RECEPTIVE_FIELD} (25 ms)"
             )
         sample_mask = torch.arange(waveform.shape[1], device=waveform.device) < lengths[:, None]
         x = (

@@ -22,11 +22,13 @@ MODALITIES = ("visual", "audio")
 _ENCODER_MODULES = (
     "wildaffect.encoders.visual",
     "wildaffect.encoders.audio",
+    "wildaffect.encoders.spectrogram_transformer",
+    "wildaffect.encoders.vggish",
     "wildaffect.encoders.offline",
     "wildaffect.encoders.offline_visual",
     "wildaffect.encoders.offline_audio",
 )
-_OPTIONAL_MODULES = frozenset(_ENCODER_MODULES[2:])
+_OPTIONAL_MODULES = frozenset(_ENCODER_MODULES[4:])
 
 
 @dataclass(frozen=True)

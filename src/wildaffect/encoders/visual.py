@@ -9,6 +9,11 @@ inside landmark RoIs regardless of the backbone:
 - ViT-B/16 in21k (the paper's Table 1 baseline): 14x14 grid.
 - ConvNeXt-B (the 8th-ABAW system): the last stage's 7x7 feature map + its pooled vector.
 - CLIP ViT-B/16 vision tower (seed 003): 14x14 grid + the post-LayerNorm CLS.
+- ResNet-50 (seed 003 ¶4's frame CNN): the last stage's 7x7 map + its average-pooled vector.
+- ViT-MAE base (seed 003 ¶9's masked-autoencoder face features): 14x14 grid + CLS with the
+  masking OFF: ``mask_ratio`` is forced to 0 and the per-image random shuffle ViTMAE does even
+  then is replaced by the identity order (``noise`` = 0, 1, 2, ... sorts to itself), so the
+  tokens keep their row-major patch order and two calls give identical features.
 
 Builders take ``pretrained`` (weights via :func:`resolve_weights`), ``weights`` (a folder),
 ``tiny`` (a 2-layer width-32 config with random weights, for tests) and ``config_overrides``.
@@ -69,12 +74,22 @@ VIT_BASE = {
     "image_size": 224,
 }
 CONVNEXT_BASE = {"hidden_sizes": [128, 256, 512, 1024], "depths": [3, 3, 27, 3]}
+RESNET_50 = {
+    "embedding_size": 64,
+    "hidden_sizes": [256, 512, 1024, 2048],
+    "depths": [3, 4, 6, 3],
+    "layer_type": "bottleneck",
+}
+TINY_RESNET = {"embedding_size": 8, "hidden_sizes": [8, 16, 24, 32], "depths": [1, 1, 1, 1]}
+#: Feature extraction sees every patch: MAE's pre-training mask ratio (0.75) is switched off.
+MAE_EXTRACTION = {"mask_ratio": 0.0}
 CLIP_B16 = {**VIT_BASE, "hidden_act": "quick_gelu", "projection_dim": 512}
 
 
 @dataclass
 class VisualOutput:
-    """``patch_grid``: (B, h, w, D) spatial tokens (None if the backbone has none); ``cls``: (B, D)."""
+    """``patch_grid``: (B, h, w, D) spatial tokens (None if the backbone has none);
+    ``cls``: (B, D)."""
 
     patch_grid: torch.Tensor | None
     cls: torch.Tensor
@@ -148,12 +163,16 @@ class TokenGridEncoder(VisualEncoder):
     def num_prefix_tokens(self) -> int:
         return 1 + int(getattr(self.config, "num_register_tokens", 0) or 0)
 
+    def run_backbone(self, pixel_values: torch.Tensor) -> Any:
+        """The backbone's output for (B, 3, H, W) pixels (subclasses add model-specific inputs)."""
+        return self.backbone(pixel_values=pixel_values)
+
     def forward(self, pixel_values: torch.Tensor) -> VisualOutput:
         # pixel_values: (B, 3, H, W), already normalised
         batch, _, height, width = pixel_values.shape
         patch = int(self.config.patch_size)
         h, w = height // patch, width // patch
-        out = self.backbone(pixel_values=pixel_values)
+        out = self.run_backbone(pixel_values)
         tokens = out.last_hidden_state  # (B, prefix + h*w, D)
         patches = tokens[:, self.num_prefix_tokens :]
         if patches.shape[1] != h * w:
@@ -175,6 +194,31 @@ class ConvNextEncoder(VisualEncoder):
         return VisualOutput(patch_grid=grid, cls=out.pooler_output)
 
 
+class MAEEncoder(TokenGridEncoder):
+    """ViT-MAE with masking off: every patch, in row-major order, the same on every call."""
+
+    def run_backbone(self, pixel_values: torch.Tensor) -> Any:
+        if float(self.config.mask_ratio) != 0.0:
+            raise WildaffectError(
+                f"ViT-MAE feature extraction needs mask_ratio 0, got {self.config.mask_ratio}"
+            )
+        batch, _, height, width = pixel_values.shape
+        patch = int(self.config.patch_size)
+        num_patches = (height // patch) * (width // patch)
+        # argsort(noise) is the identity: no shuffle, so the grid keeps its patch order.
+        noise = torch.arange(num_patches, device=pixel_values.device, dtype=torch.float32)
+        return self.backbone(pixel_values=pixel_values, noise=noise.expand(batch, -1))
+
+
+class ResNetEncoder(ConvNextEncoder):
+    """ResNet: the last stage's (B, C, 7, 7) map as the grid, its global average as CLS."""
+
+    def forward(self, pixel_values: torch.Tensor) -> VisualOutput:
+        out = self.backbone(pixel_values=pixel_values)
+        grid = out.last_hidden_state.permute(0, 2, 3, 1)  # (B, C, h, w) -> (B, h, w, C)
+        return VisualOutput(patch_grid=grid, cls=out.pooler_output.flatten(1))  # (B, C)
+
+
 def _builder(
     encoder_cls: type[VisualEncoder],
     model_cls_name: str,
@@ -188,6 +232,7 @@ def _builder(
     std: tuple[float, ...],
     model_kwargs: dict[str, Any] | None = None,
     encoder_kwargs: dict[str, Any] | None = None,
+    fixed_overrides: dict[str, Any] | None = None,
 ) -> Callable[..., VisualEncoder]:
     def build(
         pretrained: bool = True,
@@ -208,7 +253,7 @@ def _builder(
             pretrained=pretrained,
             weights=weights,
             tiny=tiny,
-            config_overrides=config_overrides,
+            config_overrides={**(fixed_overrides or {}), **(config_overrides or {})},
             model_kwargs=model_kwargs,
         )
         return encoder_cls(backbone, mean, std, freeze, **(encoder_kwargs or {}))
@@ -287,4 +332,29 @@ _register(
     mean=CLIP_MEAN,
     std=CLIP_STD,
     encoder_kwargs={"use_pooler": True},
+)
+_register(
+    "resnet-50",
+    "microsoft/resnet-50",
+    "ResNet-50 ImageNet-1k (seed 003 ¶4 frame CNN): 7x7 last-stage map + pooled vector",
+    encoder_cls=ResNetEncoder,
+    model_cls_name="ResNetModel",
+    config_cls_name="ResNetConfig",
+    real=RESNET_50,
+    tiny_overrides=TINY_RESNET,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+)
+_register(
+    "vitmae-base",
+    "facebook/vit-mae-base",
+    "ViT-MAE B/16 (seed 003 ¶9 masked-autoencoder features), masking off: 14x14 grid + CLS",
+    encoder_cls=MAEEncoder,
+    model_cls_name="ViTMAEModel",
+    config_cls_name="ViTMAEConfig",
+    real=VIT_BASE,
+    tiny_overrides=TINY_VIT,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    fixed_overrides=MAE_EXTRACTION,
 )

@@ -171,9 +171,10 @@ def expr_dual_branch() -> ModelConfig:
 
 
 # -- seed 003 siblings ------------------------------------------------------------------------
-# Encoders the papers name but the encoder registry does not have (GRADA, AST, ResNet, VGGish,
-# a face MAE, Qwen3-VL) are replaced by the nearest registered one, said in each docstring;
-# a preset only names what `wildaffect extract` can produce. Widths are the real ones.
+# Encoders the papers name but the encoder registry does not have (GRADA, Qwen3-VL) are replaced
+# by the nearest registered one, said in each docstring; a preset only names what
+# `wildaffect extract` can produce. Widths are the real ones (training derives them from the
+# features anyway).
 
 CLIP_B16_DIM = 768  # openai/clip-vit-base-patch16 vision tower
 WAVLM_BASE_PLUS_DIM = 768  # microsoft/wavlm-base-plus
@@ -182,6 +183,10 @@ WAVLM_BASE_PLUS_DIM = 768  # microsoft/wavlm-base-plus
 QWEN3_VL_4B_DIM = 2560
 #: Per-frame transcript embeddings for MAVEN (a RoBERTa/BERT-base-sized text encoder).
 TEXT_BASE_DIM = 768
+AST_AUDIOSET_DIM = 768  # MIT/ast-finetuned-audioset-10-10-0.4593
+RESNET_50_DIM = 2048  # microsoft/resnet-50, last stage
+VGGISH_DIM = 128  # VGGish embedding
+VITMAE_BASE_DIM = 768  # facebook/vit-mae-base
 #: Audio segments for attention-statistics pooling: 1 s at Aff-Wild2's 30 fps.
 AUDIO_SEGMENT_FRAMES = 30
 
@@ -236,14 +241,15 @@ def va_clip_ast_grid() -> ModelConfig:
     hierarchical fusion scheme that sequentially combines cross-modal attention for alignment
     and gated fusion for adaptive refinement."
 
-    Audio: the Whisper-base encoder (a Transformer over log-mel spectrograms) stands in for AST
-    (not in the encoder registry). VA head: learned region prompts (``GridVAHead``); loss: CCC +
-    KL to the Gaussian soft labels of the grid (``va_grid_loss``).
+    Visual: CLIP ViT-B/16 (``clip-vit-b16``); audio: AST fine-tuned on AudioSet
+    (``ast-audioset``: patch columns averaged over frequency, on the 20 ms grid). VA head:
+    learned region prompts (``GridVAHead``); loss: CCC + KL to the Gaussian soft labels of the
+    grid (``va_grid_loss``).
     """
     return ModelConfig(
         name="va-clip-ast-grid", description=va_clip_ast_grid.__doc__, tasks=(Task.VA,),
         visual_encoder="clip-vit-b16", d_visual=CLIP_B16_DIM,
-        audio_encoder="whisper-base", d_audio=WHISPER_BASE_DIM, spatial="gap",
+        audio_encoder="ast-audioset", d_audio=AST_AUDIOSET_DIM, spatial="gap",
         modality_temporal="gru", fusion="gated_xattn", temporal="none", va_head="grid",
         losses={"VA": "grid"},
     )
@@ -258,13 +264,15 @@ def va_resnet_vggish_tcn() -> ModelConfig:
     audio features through query-key-value attention structures. Finally, the features are
     concatenated and passed through a regression layer".
 
-    Visual: ConvNeXt-B (a CNN) stands in for ResNet; audio: the weight-free log-mel + eGeMAPS
-    frames stand in for VGGish/LogMel (neither VGG model is in the encoder registry).
+    Visual: ResNet-50 (``resnet-50``, last-stage map pooled); audio: VGGish (``vggish``: one
+    128-d embedding per 0.96 s log-mel patch, interpolated to 20 ms). The paper's second,
+    "LogMel" audio branch is the weight-free ``logmel-egemaps`` encoder (pass it as the audio
+    encoder instead; one audio stream per model).
     """
     return ModelConfig(
         name="va-resnet-vggish-tcn", description=va_resnet_vggish_tcn.__doc__, tasks=(Task.VA,),
-        visual_encoder="convnext-base", d_visual=CONVNEXT_BASE_DIM,
-        audio_encoder="logmel-egemaps", d_audio=LOGMEL_EGEMAPS_DIM, spatial="gap",
+        visual_encoder="resnet-50", d_visual=RESNET_50_DIM,
+        audio_encoder="vggish", d_audio=VGGISH_DIM, spatial="gap",
         modality_temporal="tcn", fusion="xattn_concat", temporal="none", losses={"VA": "ccc"},
     )
 
@@ -334,7 +342,8 @@ def mtl_mae_curriculum() -> ModelConfig:
     individual tasks [...] curriculum learning to transition the model from recognizing single
     expressions to recognizing compound expressions".
 
-    Visual: ViT-B frames (the architecture of a ViT-B face MAE; no face MAE is registered).
+    Visual: ViT-MAE B/16 (``vitmae-base``, masking off at extraction); the paper trains its MAE
+    on faces: pass that checkpoint's folder as the encoder's weights.
     Temporal convergence: a dilated TCN over a local window of frames, then a Transformer over
     the sequence; AU + EXPR + VA heads with task feature fusion. The single -> compound
     curriculum is a training schedule, not part of the model: ``TrainConfig.curriculum_epochs``
@@ -343,9 +352,10 @@ def mtl_mae_curriculum() -> ModelConfig:
     """
     return ModelConfig(
         name="mtl-mae-curriculum", description=mtl_mae_curriculum.__doc__,
-        tasks=(Task.AU, Task.EXPR, Task.VA), visual_encoder="vit-base", d_visual=VIT_BASE_DIM,
-        audio_encoder=None, d_audio=0, spatial="gap", fusion="none", temporal="tcn_transformer",
-        task_fusion=True, losses={"AU": "bce", "EXPR": "ce", "VA": "ccc"},
+        tasks=(Task.AU, Task.EXPR, Task.VA), visual_encoder="vitmae-base",
+        d_visual=VITMAE_BASE_DIM, audio_encoder=None, d_audio=0, spatial="gap", fusion="none",
+        temporal="tcn_transformer", task_fusion=True,
+        losses={"AU": "bce", "EXPR": "ce", "VA": "ccc"},
     )
 
 
