@@ -21,6 +21,7 @@ CSV_COLUMNS = ("start", "end", "text")
 _TIME = r"(?:(\d+):)?(\d{1,2}):(\d{2})[,.](\d{1,3})"
 _CUE_TIMES = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}")
 _TAG = re.compile(r"<[^>]+>")
+_VTT_BLOCKS = ("NOTE", "STYLE", "REGION")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ def parse_cues(text: str, path: Path) -> list[Segment]:
     lines = text.splitlines()
     i = 0
     while i < len(lines):
+        if lines[i].startswith(_VTT_BLOCKS):  # a WebVTT comment / style block: skip it whole
+            while i < len(lines) and lines[i].strip():
+                i += 1
+            continue
         match = _CUE_TIMES.match(lines[i])
         i += 1
         if match is None:
