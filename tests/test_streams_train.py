@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from abaw_tree import build_abaw_tree
 from typer.testing import CliRunner
 
-from abaw_tree import build_abaw_tree
 from wildaffect.cli import app
 from wildaffect.data.cache import FeatureCache
 from wildaffect.data.dataset import ClipDataset, collate
