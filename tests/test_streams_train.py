@@ -185,8 +185,8 @@ def test_a_malformed_behaviour_file_fails_its_record_and_the_batch_goes_on(made,
 
 
 def test_the_streams_reach_the_model(made, tmp_path) -> None:
-    """One forward/backward on a real batch: the behaviour and text projections get gradients
-    and the VAD changes the output (it gates the audio)."""
+    """One forward/backward on a real batch: the behaviour (va-grada-moe) and text (maven)
+    projections get gradients and the VAD changes the output (it gates the audio)."""
     from wildaffect.models.affect import AffectModel
 
     config = TrainConfig(preset="va-grada-moe", data_dir=str(made["abaw"]),
@@ -203,6 +203,12 @@ def test_the_streams_reach_the_model(made, tmp_path) -> None:
     assert model.behaviour_proj.weight.grad.abs().sum() > 0
     silent = model(dict(batch, vad=torch.zeros_like(batch["vad"]))).outputs[Task.VA]
     assert not torch.allclose(silent, va)
+    model_config, train_set, _ = prepare(config.with_overrides(preset="maven"))
+    assert model_config.d_text == D_TEXT and train_set.streams == (TEXT.key,)
+    maven = AffectModel(model_config)
+    batch = collate([train_set[i] for i in range(len(train_set))])
+    maven(batch).outputs[Task.VA].sum().backward()
+    assert maven.text_proj.weight.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("preset", ["va-grada-moe", "va-grada-reliability", "maven"])
