@@ -300,8 +300,11 @@ def evaluate_run(
     model = load_model(ckpt)
     cfg = model.config
     tasks = list(cfg.tasks)
+    from wildaffect.streams import model_streams
+
     dataset = VideoDataset(cache_dir, data_dir, split, tasks, cfg.visual_encoder,
-                           cfg.audio_encoder if cfg.has_audio else None)
+                           cfg.audio_encoder if cfg.has_audio else None,
+                           model_streams(cfg, has_audio=cfg.has_audio))  # fmt: skip
     _check_features(dataset, cfg)
     out = Path(out_dir) if out_dir is not None else run_dir / "eval" / split
 

@@ -23,6 +23,11 @@ k-th 20 ms feature; none of their frames has a face, so their visual features ar
     features/<name>/encoder.json        what made the folder: encoder, modality, dims (the shape
                                         after the first axis), compute dtype, weights, version.
 
+Optional streams for the seed 003 presets (:mod:`wildaffect.streams`), also on the frames:
+``features/silero-vad`` (T,) speech probability (on by default whenever an audio encoder
+runs), ``features/behaviour`` (T, D) imported from ``behaviour_dir``, ``features/text`` (T, D)
+transcript embeddings from ``transcripts_dir``.
+
 Every array is written atomically (a hidden temporary file beside it, then ``os.replace``), so a
 killed run leaves either the old file or none: re-running resumes, skipping arrays that exist
 (``force`` redoes them). Visual arrays are streamed into a memory-mapped temporary file batch by
@@ -462,12 +467,14 @@ def extract_video(
     force: bool = False,
     progress: ExtractProgress | None = None,
     encoder_jsons: _EncoderJsons | None = None,
+    streams: Any = None,
 ) -> ExtractResult:
     """Write the missing (all with ``force``) feature arrays of one record.
 
     Raises :class:`InputError` for a broken record (see
     :func:`wildaffect.preprocess.validate_preprocessed`) or an encoder failing on it; the
-    arrays finished before stay valid, the one being written is dropped.
+    arrays finished before stay valid, the one being written is dropped. ``streams``: a
+    :class:`wildaffect.streams.produce.StreamJobs` writing the optional streams last.
     """
     from wildaffect.preprocess import validate_preprocessed
 
@@ -518,6 +525,13 @@ def extract_video(
             cache.write_features(name, video, features)
             jsons.wrote(name, audio_encoder, features.shape[1:])
             result.written.append(name)
+    if streams is not None:
+        try:
+            streams.run(video, meta, wanted, result.written, result.notes)
+        except WildaffectError:
+            raise
+        except Exception as err:
+            raise InputError(record, f"optional streams failed: {_first_line(err)}") from err
     if result.written:
         result.status = "done"
     return result
@@ -593,6 +607,10 @@ def extract_batch(
     force: bool = False,
     videos: Sequence[str] | None = None,
     progress: ExtractProgress | None = None,
+    vad: bool | None = None,
+    behaviour_dir: str | Path | None = None,
+    transcripts_dir: str | Path | None = None,
+    text_encoder: str | None = None,
 ) -> ExtractReport:
     """Extract features for every record of the cache (or ``videos``); never raises per video.
 
@@ -600,6 +618,12 @@ def extract_batch(
     other weights) raise :class:`WildaffectError` before any record is read. Then each record
     is done in turn; its failure is a result with a reason and the others go on. The manifest is
     rewritten at the end.
+
+    Optional streams (:mod:`wildaffect.streams`): ``vad`` (None = auto: on when an audio
+    encoder runs) writes silero-vad speech probabilities; ``behaviour_dir`` imports one
+    ``<video>.npy`` / ``.csv`` of behaviour features per record; ``transcripts_dir`` embeds one
+    ``<video>.srt`` / ``.vtt`` / ``.csv`` transcript per record with ``text_encoder`` (a model
+    folder or hub id, default ``roberta-base``).
     """
     if dtype not in DTYPES:
         raise WildaffectError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -614,8 +638,18 @@ def extract_batch(
         )
     visual_encoder = _as_encoder(visual, "visual", weights_visual)
     audio_encoder = _as_encoder(audio, "audio", weights_audio)
-    if visual_encoder is None and audio_encoder is None:
+    from wildaffect.streams.produce import StreamJobs, StreamOptions
+    from wildaffect.streams.text import DEFAULT_TEXT_ENCODER
+
+    stream_options = StreamOptions(
+        vad=audio_encoder is not None if vad is None else vad,
+        behaviour_dir=Path(behaviour_dir) if behaviour_dir is not None else None,
+        transcripts_dir=Path(transcripts_dir) if transcripts_dir is not None else None,
+        text_encoder=text_encoder or DEFAULT_TEXT_ENCODER,
+    )
+    if visual_encoder is None and audio_encoder is None and not stream_options.any:
         raise WildaffectError("nothing to extract: --visual and --audio are both none")
+    streams = StreamJobs(cache, stream_options, force) if stream_options.any else None
     torch_encoders = [e for e in (visual_encoder, audio_encoder) if e is not None and not e.offline]
     run_device = torch_device(device) if torch_encoders else "cpu"
     for encoder in torch_encoders:
@@ -631,6 +665,8 @@ def extract_batch(
         for name, encoder in feature_sets:
             check_encoder_json(cache, name, encoder, dtype)
     remove_feature_temporaries(cache, [name for name, _ in feature_sets])
+    if streams is not None:
+        remove_feature_temporaries(cache, streams.feature_sets)
 
     todo = list(videos) if videos else cache.videos()
     if not todo:
@@ -645,7 +681,7 @@ def extract_batch(
         try:
             result = extract_video(
                 cache, video, visual_encoder, audio_encoder, options=options, force=force,
-                progress=progress, encoder_jsons=jsons,
+                progress=progress, encoder_jsons=jsons, streams=streams,
             )  # fmt: skip
         except Exception as err:
             result = ExtractResult(video, "failed", reason=_failure_reason(err))
@@ -657,6 +693,7 @@ def extract_batch(
             "extract": {
                 "visual": visual_encoder.name if visual_encoder else None,
                 "audio": audio_encoder.name if audio_encoder else None,
+                "streams": streams.feature_sets if streams is not None else [],
                 "failed": [{"video": r.video, "reason": r.reason} for r in report.failures],
             },
         }

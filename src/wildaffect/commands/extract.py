@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from wildaffect.commands._progress import BatchBars
+from wildaffect.streams.text import DEFAULT_TEXT_ENCODER
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -60,12 +61,47 @@ def extract(
             "--videos", help="Only these records (repeat the option or separate with commas)."
         ),
     ] = None,
+    vad: Annotated[
+        bool | None,
+        typer.Option(
+            "--vad/--no-vad",
+            help="Per-frame speech probability (silero-vad) into features/silero-vad, for "
+            "presets with vad_gate. Default: on whenever an audio encoder runs.",
+            show_default=False,
+        ),
+    ] = None,
+    behaviour: Annotated[
+        Path | None,
+        typer.Option(
+            "--behaviour",
+            help="Folder of pre-extracted behaviour features, one <video>.npy (T, D) on the "
+            "frames or <video>.csv (time_s + feature columns) per record -> features/behaviour.",
+        ),
+    ] = None,
+    transcripts: Annotated[
+        Path | None,
+        typer.Option(
+            "--transcripts",
+            help="Folder of transcripts, one <video>.srt, .vtt or .csv (start,end,text) per "
+            "record, embedded per segment -> features/text (MAVEN's text stream).",
+        ),
+    ] = None,
+    text_encoder: Annotated[
+        str,
+        typer.Option(
+            "--text-encoder", help="Text encoder for --transcripts: model folder or hub id."
+        ),
+    ] = DEFAULT_TEXT_ENCODER,
 ) -> None:
     """Run the encoders over every record and store float16 features aligned to its frames.
 
     Writes features/<encoder>/<video>.npy (first axis = the record's frames: audio-only records
     have one frame per 20 ms; records without frames get features/<audio>@20ms/<video>.npy)
-    and features/<encoder>/encoder.json.
+    and features/<encoder>/encoder.json. Optional streams for the seed 003 presets:
+    features/silero-vad (speech probability per frame; on whenever an audio encoder runs,
+    --no-vad to skip), features/behaviour (--behaviour DIR) and features/text
+    (--transcripts DIR); frames a behaviour file or transcript does not cover are stored as
+    NaN rows and masked in training. Records without such a file are noted and skipped.
     Existing files are skipped, so a killed run resumes; a failing record is listed at the end
     while the others finish. Exit status 1 when any record failed.
     """
@@ -83,7 +119,8 @@ def extract(
         report = extract_batch(
             cache, visual=visual, audio=audio, weights_visual=weights_visual,
             weights_audio=weights_audio, batch_size=batch_size, dtype=dtype, device=device,
-            force=force, videos=selected, progress=progress,
+            force=force, videos=selected, progress=progress, vad=vad, behaviour_dir=behaviour,
+            transcripts_dir=transcripts, text_encoder=text_encoder,
         )  # fmt: skip
     _print_summary(console, report)
     n_failed = len(report.failures)

@@ -8,20 +8,25 @@ Every item is a dict of tensors the model and the losses read directly::
     face_mask   (L,) bool   a face was found on the frame (False on padding)
     audio       (L, Da) float32, audio_mask (L,) bool (only with an audio encoder)
     valid_mask  (L,) bool   a real frame, not padding
+    vad         (L,) float32 speech probability in [0, 1] (only with the ``vad`` stream)
+    behaviour   (L, Db) float32, behaviour_mask (L,) bool (only with the ``behaviour`` stream)
+    text        (L, Dt) float32, text_mask (L,) bool (only with the ``text`` stream)
     labels      {task: (L, 12) float | (L,) int64 | (L, 2) float}, invalid markers where invalid
     label_mask  {task: same shape, bool} True = a valid label of a real frame
     video, start                       where the clip comes from
 
 Problems that would otherwise surface mid-epoch are checked when the dataset is built, each
 with the offending file: a video with labels but no cached record or features, features whose
-frame count differs from the annotation's, a missing split.
+frame count differs from the annotation's, a missing split, and a missing optional stream
+(``streams``: keys of :data:`wildaffect.streams.STREAMS` the model reads, see
+:func:`wildaffect.streams.model_streams`) named with the command that makes it.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,7 @@ from wildaffect.data.abaw import VideoLabels, audio_video_name, parse_annotation
 from wildaffect.data.cache import FeatureCache
 from wildaffect.errors import InputError, WildaffectError
 from wildaffect.labels import EXPR_NAMES, SPLITS, TASK_SPECS, Task
+from wildaffect.streams import STREAMS, VAD
 
 DEFAULT_CLIP_LEN = 256
 #: Videos whose memory-mapped arrays a dataset keeps open at once (see _CacheReader).
@@ -48,6 +54,7 @@ class VideoSource:
     n_frames: int
     labels: dict[Task, VideoLabels]  # tasks this video has labels for
     audio_video: str | None  # whose audio features it reads (None: no audio)
+    streams: dict[str, str] = field(default_factory=dict)  # stream key -> whose features
 
 
 def index_videos(
@@ -57,6 +64,7 @@ def index_videos(
     tasks: Sequence[Task | str],
     visual_encoder: str,
     audio_encoder: str | None = None,
+    streams: Sequence[str] = (),
 ) -> list[VideoSource]:
     """Every video of ``split`` labelled for any of ``tasks``, checked against the cache.
 
@@ -97,7 +105,9 @@ def index_videos(
                 cache.record_dir(video) / "has_face.npy",
                 f"has_face has {has_face.shape[0]} frames but {path} has {n_frames}",
             )
-        sources.append(VideoSource(video, n_frames, per_task, audio_video))
+        owners = {key: _check_stream(cache, key, audio_video or video, video, n_frames, path)
+                  for key in streams}  # fmt: skip
+        sources.append(VideoSource(video, n_frames, per_task, audio_video, owners))
     if not sources:
         raise WildaffectError(f"{labels_root}: no {split} videos labelled for {', '.join(t.value for t in tasks)}")
     return sources
@@ -111,6 +121,22 @@ def _check_length(cache: FeatureCache, encoder: str, video: str, n_frames: int, 
             f"{encoder} features have {features.shape[0]} frames but the annotation {path} "
             f"has {n_frames}",
         )
+
+
+def _check_stream(cache: FeatureCache, key: str, audio_video: str, video: str, n_frames: int,
+                  path: Path) -> str:  # fmt: skip
+    """The record whose ``key`` stream ``video`` reads (VAD follows the audio); checked to
+    exist and to have the annotation's frame count."""
+    if key not in STREAMS:
+        raise WildaffectError(f"unknown stream {key!r}; valid: {', '.join(STREAMS)}")
+    stream = STREAMS[key]
+    owner = audio_video if key == VAD.key else video
+    if not cache.has_features(stream.feature_set, owner):
+        raise InputError(cache.feature_path(stream.feature_set, owner),
+                         f"video {video!r} has no {stream.feature_set!r} features, which the "
+                         f"model's {key} stream needs; make them with `{stream.make}`")  # fmt: skip
+    _check_length(cache, stream.feature_set, owner, n_frames, path)
+    return owner
 
 
 def _empty_labels(task: Task, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,8 +156,8 @@ class _CacheReader:
     """
 
     def __init__(self, cache: FeatureCache, tasks: Sequence[Task], visual_encoder: str,
-                 audio_encoder: str | None) -> None:
-        self.cache, self.tasks = cache, list(tasks)
+                 audio_encoder: str | None, streams: Sequence[str] = ()) -> None:
+        self.cache, self.tasks, self.streams = cache, list(tasks), tuple(streams)
         self.visual_encoder, self.audio_encoder = visual_encoder, audio_encoder
         self._open: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
@@ -152,6 +178,9 @@ class _CacheReader:
                 meta = cache.read_meta(video)
                 # preprocess records "audio_missing" for inputs without an audio track
                 arrays["has_audio"] = not meta.get("audio_missing", False)
+            for key in self.streams:
+                arrays[key] = cache.read_features(STREAMS[key].feature_set,
+                                                  source.streams[key], mmap=True)  # fmt: skip
             self._open[video] = arrays
             if len(self._open) > MAX_OPEN_VIDEOS:
                 self._open.popitem(last=False)  # the least recently read video
@@ -198,6 +227,15 @@ class _CacheReader:
         if "audio" in arrays:
             item["audio"] = torch.from_numpy(padded(arrays["audio"]))
             item["audio_mask"] = torch.from_numpy(valid & arrays["has_audio"])
+        for key in self.streams:
+            values = padded(arrays[key])  # (L,) or (L, D); NaN rows: frames without the stream
+            if STREAMS[key].masked:
+                present = valid & np.isfinite(values).all(axis=1)  # (L,)
+                values[~present] = 0.0
+                item[f"{key}_mask"] = torch.from_numpy(present)
+            else:  # VAD: a probability on every frame
+                values = np.clip(np.nan_to_num(values), 0.0, 1.0)
+            item[key] = torch.from_numpy(values)
         labels, masks = {}, {}
         for task in self.tasks:
             values, mask = _empty_labels(task, length)
@@ -230,25 +268,30 @@ class _BaseDataset(Dataset):
         tasks: Sequence[Task | str],
         visual_encoder: str,
         audio_encoder: str | None = None,
+        streams: Sequence[str] = (),
     ) -> None:
         self.cache = cache if isinstance(cache, FeatureCache) else FeatureCache(cache)
         self.tasks = [Task(t) for t in tasks]
         self.split = split
+        self.streams = tuple(streams)
         self.sources = index_videos(
-            self.cache, labels_root, split, self.tasks, visual_encoder, audio_encoder
+            self.cache, labels_root, split, self.tasks, visual_encoder, audio_encoder, streams
         )
-        self._reader = _CacheReader(self.cache, self.tasks, visual_encoder, audio_encoder)
+        self._reader = _CacheReader(self.cache, self.tasks, visual_encoder, audio_encoder,
+                                    streams)  # fmt: skip
 
     @property
     def videos(self) -> list[str]:
         return [s.video for s in self.sources]
 
     def feature_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Per-frame shapes of the cached features: {"visual": (...), "audio": (...)}."""
+        """Per-frame shapes of the cached features: {"visual": (...), "audio": (...)}, plus
+        those of the served streams ("vad": (), "behaviour": (Db,), "text": (Dt,))."""
         arrays = self._reader._arrays(self.sources[0])
         shapes = {"visual": tuple(arrays["visual"].shape[1:])}
-        if "audio" in arrays:
-            shapes["audio"] = tuple(arrays["audio"].shape[1:])
+        for key in ("audio", *self.streams):
+            if key in arrays:
+                shapes[key] = tuple(arrays[key].shape[1:])
         return shapes
 
 
@@ -280,8 +323,9 @@ class ClipDataset(_BaseDataset):
         frame_step: int = 1,
         step_seed: int = 0,
         pad_short: bool = True,
+        streams: Sequence[str] = (),
     ) -> None:
-        super().__init__(cache, labels_root, split, tasks, visual_encoder, audio_encoder)
+        super().__init__(cache, labels_root, split, tasks, visual_encoder, audio_encoder, streams)
         if frame_step < 1:
             raise ValueError(f"frame_step must be >= 1, got {frame_step}")
         self.clip_len, self.stride = clip_len, stride
@@ -394,7 +438,8 @@ def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return torch.cat([x, extra])
 
     batch: dict[str, Any] = {}
-    for key in ("visual", "landmarks", "face_mask", "valid_mask", "audio", "audio_mask"):
+    for key in ("visual", "landmarks", "face_mask", "valid_mask", "audio", "audio_mask", "vad",
+                "behaviour", "behaviour_mask", "text", "text_mask"):  # fmt: skip
         if key in items[0]:
             batch[key] = torch.stack([pad(item[key]) for item in items])
     batch["labels"] = {

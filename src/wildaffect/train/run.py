@@ -87,6 +87,9 @@ def resolve_model_config(config: TrainConfig, shapes: dict[str, tuple[int, ...]]
         "visual_encoder": config.visual_encoder,
         "audio_encoder": config.audio_encoder,
         "d_audio": shapes["audio"][-1] if "audio" in shapes else 0,
+        # optional streams (wildaffect.streams): their widths come from the cache too
+        **{width: shapes[key][-1] for key, width in (("behaviour", "d_behaviour"),
+                                                     ("text", "d_text")) if key in shapes},
         "tasks": tasks,
         "losses": {t.value: losses[t.value] for t in tasks},
     }
@@ -98,9 +101,9 @@ def resolve_model_config(config: TrainConfig, shapes: dict[str, tuple[int, ...]]
         raise WildaffectError(f"preset {config.preset!r}: {err}") from None
 
 
-def build_datasets(config: TrainConfig, tasks: list[Task]):
+def build_datasets(config: TrainConfig, tasks: list[Task], streams: Sequence[str] = ()):
     """(train ClipDataset, validation VideoDataset); raises on a missing split, a video missing
-    from the cache or a frame-count mismatch."""
+    from the cache, a frame-count mismatch or a missing optional stream (``streams``)."""
     from wildaffect.data.dataset import ClipDataset, VideoDataset
 
     if not config.data_dir or not Path(config.data_dir).is_dir():
@@ -110,6 +113,7 @@ def build_datasets(config: TrainConfig, tasks: list[Task]):
     common: dict[str, Any] = {
         "cache": config.cache_dir, "labels_root": config.data_dir, "tasks": tasks,
         "visual_encoder": config.visual_encoder, "audio_encoder": config.audio_encoder,
+        "streams": tuple(streams),
     }
     train_split, val_split = SPLITS
     train_set = ClipDataset(split=train_split, clip_len=config.clip_len,
@@ -129,8 +133,12 @@ def prepare(config: TrainConfig):
     from wildaffect.models.registry import get_config
 
     preset = get_config(config.preset)  # first: an unknown name needs no data to be reported
+    from wildaffect.streams import model_streams
+
     tasks = [Task(t) for t in (config.tasks or [t.value for t in preset.tasks])]
-    train_set, val_set = build_datasets(config, tasks)
+    streams = model_streams(preset, config.model_overrides,
+                            has_audio=config.audio_encoder is not None)  # fmt: skip
+    train_set, val_set = build_datasets(config, tasks, streams)
     model_config = resolve_model_config(config, train_set.feature_shapes())
     return model_config, train_set, val_set
 
