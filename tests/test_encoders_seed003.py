@@ -14,7 +14,7 @@ import torch
 
 from wildaffect.encoders.audio import interpolate_to_frames
 from wildaffect.encoders.lora import apply_lora, lora_parameters
-from wildaffect.encoders.registry import create_encoder
+from wildaffect.encoders.registry import create_encoder, get_spec
 from wildaffect.encoders.vggish import (
     LOG_OFFSET,
     TINY_VGGISH,
@@ -283,6 +283,31 @@ def test_vggish_offline_without_the_file_is_one_line(tmp_path: Path, monkeypatch
     with pytest.raises(WildaffectError, match=f"{VGGISH_FILE}.*HF_HUB_OFFLINE") as info:
         create_encoder("vggish")
     assert "\n" not in str(info.value)
+
+
+def test_vggish_extracts_with_its_own_weights_and_downloads_into_its_cache(
+    vggish, speech: torch.Tensor, tmp_path: Path, monkeypatch
+) -> None:
+    """Weights outside the hub: extract passes --weights-audio to the builder (not weight-free),
+    and `wildaffect download vggish` fetches through the builder (offline: one line)."""
+    from typer.testing import CliRunner
+
+    from wildaffect.cli import app
+    from wildaffect.extract import RunOptions, encode_audio, load_encoder
+
+    assert not get_spec("vggish").weight_free and get_spec("logmel-egemaps").weight_free
+    vggish.backbone.save_pretrained(tmp_path / "tiny")
+    encoder = load_encoder("vggish", "audio", weights=tmp_path / "tiny")
+    assert (encoder.offline, encoder.weights) == (False, str(tmp_path / "tiny"))
+    features = encode_audio(speech.numpy(), encoder, RunOptions())
+    assert features.shape[0] == wavlm_num_frames(len(speech))
+    torch.testing.assert_close(torch.from_numpy(features), vggish(speech[None]).features[0])
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = CliRunner().invoke(app, ["download", "vggish"])
+    assert isinstance(result.exception, WildaffectError)  # main() prints it as one line
+    assert "HF_HUB_OFFLINE" in str(result.exception) and "\n" not in str(result.exception)
 
 
 def test_vggish_frozen_or_fine_tuned(speech: torch.Tensor) -> None:

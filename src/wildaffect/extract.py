@@ -111,12 +111,16 @@ def load_encoder(name: str, modality: str, weights: str | Path | None = None) ->
     spec = get_spec(name)
     if spec.modality != modality:
         raise WildaffectError(f"--{modality} {name}: that is a {spec.modality} encoder")
-    if spec.hub_id is None:
+    if spec.weight_free:
         if weights is not None:
             raise WildaffectError(
                 f"--weights-{modality}: {name} is weight-free and takes no weights"
             )
         return FeatureEncoder(name, modality, create_encoder(name), WEIGHT_FREE, offline=True)
+    if spec.hub_id is None:  # weights published outside the hub: the builder finds them
+        model = create_encoder(name, weights=weights)
+        source = str(weights) if weights is not None else spec.weights_url
+        return FeatureEncoder(name, modality, model, str(source), offline=False)
     from wildaffect.encoders.weights import resolve_weights
 
     folder = resolve_weights(weights, spec.hub_id, encoder_name=name)

@@ -23,12 +23,20 @@ def download(
     ] = None,
 ) -> None:
     """Download the pretrained weights of encoder NAME (a snapshot of its hub repository)."""
-    from wildaffect.encoders.registry import get_spec
+    from wildaffect.encoders.registry import create_encoder, get_spec
     from wildaffect.encoders.weights import download_weights
     from wildaffect.errors import WildaffectError
 
     spec = get_spec(name)
-    if spec.hub_id is None:
+    if spec.weight_free:
         raise WildaffectError(f"encoder {name!r} uses no pretrained weights: nothing to download")
+    if spec.hub_id is None:  # a file outside the hub: its builder downloads it into its cache
+        if cache_dir is not None:
+            raise WildaffectError(
+                f"--cache-dir: {name}'s weights are not on the hub ({spec.weights_url})"
+            )
+        create_encoder(name)
+        typer.echo(f"{name}: {spec.weights_url} -> its cache (torch hub checkpoints)")
+        return
     folder = download_weights(spec.hub_id, cache_dir=cache_dir)
     typer.echo(f"{name}: {spec.hub_id} -> {folder}")

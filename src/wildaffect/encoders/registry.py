@@ -38,8 +38,15 @@ class EncoderSpec:
     name: str
     modality: str  # "visual" | "audio"
     builder: Callable[..., Any]
-    hub_id: str | None  # where pretrained weights come from; None for weight-free encoders
+    hub_id: str | None  # Hugging Face repo of the pretrained weights
     description: str
+    # Weights published outside the hub (a file URL): the builder resolves ``weights=`` itself
+    # (a file or folder, else its own cache, else this URL). Neither this nor hub_id: weight-free.
+    weights_url: str | None = None
+
+    @property
+    def weight_free(self) -> bool:
+        return self.hub_id is None and self.weights_url is None
 
 
 _REGISTRY: dict[str, EncoderSpec] = {}
@@ -47,7 +54,8 @@ _loaded = False
 
 
 def register_encoder(
-    name: str, modality: str, hub_id: str | None = None, description: str = ""
+    name: str, modality: str, hub_id: str | None = None, description: str = "",
+    weights_url: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register ``builder(**kwargs) -> nn.Module`` under ``name``."""
     if modality not in MODALITIES:
@@ -64,7 +72,7 @@ def register_encoder(
             )
             if not same_origin:
                 raise ValueError(f"encoder {name!r} is already registered by {existing.builder}")
-        _REGISTRY[name] = EncoderSpec(name, modality, builder, hub_id, description)
+        _REGISTRY[name] = EncoderSpec(name, modality, builder, hub_id, description, weights_url)
         return builder
 
     return decorate

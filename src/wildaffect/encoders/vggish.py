@@ -251,4 +251,5 @@ register_encoder(
     "audio",
     hub_id=None,
     description="VGGish (AudioSet, seed 003 ¶4): 128-d per 0.96 s log-mel patch, at 50 Hz",
+    weights_url=VGGISH_URL,
 )(build_vggish)

@@ -39,8 +39,8 @@ def find_unused_parameters(option: bool | None, model_config: Any) -> bool:
     step fixes that at some cost, so it is on only where needed: ``option`` when the user set
     it, else (None = auto) True iff the model has a branch some training batches skip:
 
-    - an optional input stream (``d_text``, ``d_behaviour``): the cached training data never
-      supplies those, so their projections get no gradient;
+    - an optional input stream (``d_text``, ``d_behaviour``): a batch in which no video has
+      that stream (no transcript, no behaviour file) gives their projections no gradient;
     - HGA (``spatial="hga"``): on a batch without any face frame (faceless videos, audio-only
       utterances, or visual modality dropout on every sample) it returns the learned no-face
       tokens and skips its attention.
