@@ -49,13 +49,33 @@ def predict(
     face_model: Annotated[Path | None, typer.Option(
         "--face-model", help="MediaPipe face_landmarker.task (default: found automatically)."
     )] = None,
+    behaviour: Annotated[Path | None, typer.Option(
+        "--behaviour", help="Folder of behaviour features for models that read them (seed 003 "
+        "presets): per input, <stem>.npy (T, D), one row per frame, or <stem>.csv (time_s + "
+        "feature columns), as for extract. Without it they are absent (masked).",
+    )] = None,
+    transcripts: Annotated[Path | None, typer.Option(
+        "--transcripts", help="Folder of transcripts for models that read text (maven): per "
+        "input, <stem>.srt, .vtt or .csv (start,end,text), as for extract. Without it the text "
+        "is absent (masked).",
+    )] = None,
+    text_encoder: Annotated[str | None, typer.Option(
+        "--text-encoder", help="Text encoder for --transcripts: model folder or hub id; use the "
+        "one the model's training cache was made with (default: the model's, else roberta-base).",
+    )] = None,
 ) -> None:
     """Write one table per input (one row per frame; per 20 ms for audio) and OUT/index.csv.
 
     A killed run resumes (finished inputs are skipped); a bad input is listed in index.csv and
     at the end with its reason while the others finish; exit status 1 when any failed.
+    A model that reads the optional streams gets them as for training: silero-vad's speech
+    probability of the audio (vad_gate), and each input's --behaviour / --transcripts file
+    (same stem rule as extract); OUT/<stem>.meta.json names them, or says why one is absent.
     """
+    import warnings
+
     from rich.console import Console
+    from rich.markup import escape
 
     from wildaffect.io.inputs import collect_inputs
     from wildaffect.predict.batch import (
@@ -72,9 +92,16 @@ def predict(
     fmt = check_format(fmt)
     console = Console(highlight=False)
     files, input_errors = collect_inputs(inputs)
-    predictor = Predictor(model, device=device, dtype=dtype, chunk_frames=chunk_frames,
-                          interpolate=interpolate, face_model=face_model,
-                          use_audio=not no_audio)
+    with warnings.catch_warnings():  # the stream warnings are printed below, once
+        warnings.simplefilter("ignore", UserWarning)
+        predictor = Predictor(model, device=device, dtype=dtype, chunk_frames=chunk_frames,
+                              interpolate=interpolate, face_model=face_model,
+                              use_audio=not no_audio, behaviour_dir=behaviour,
+                              transcripts_dir=transcripts, text_encoder=text_encoder)
+    for message in predictor.streams.warnings:
+        console.print(f"[yellow]warning:[/] {escape(message)}", markup=True, soft_wrap=True)
+    for message in predictor.streams.notices:
+        console.print(f"note: {message}", markup=False, soft_wrap=True)
     out.mkdir(parents=True, exist_ok=True)
     results: list[InputResult] = [
         InputResult(Path(err.path), "", error=str(err)) for err in input_errors

@@ -7,7 +7,8 @@ Per input ``<stem>`` (names as ``preprocess`` gives them; colliding stems get a 
     <stem>.png, <stem>.mp4          with --plot / --overlay
 
 An input whose table and meta exist and were made from the same file (size, mtime) with the
-same model and options is skipped ("cached"), so a killed run resumes. A failing input is
+same model, options and stream files (``streams``: each behaviour / transcript file the model
+read, or why it was absent) is skipped ("cached"), so a killed run resumes. A failing input is
 recorded with its one-line reason in ``index.csv`` (rewritten atomically after every input)
 and the others go on.
 """
@@ -141,12 +142,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return table[list(COLUMNS)]
 
 
-def _meta(predictor: Predictor, path: Path, fmt: str) -> dict[str, Any]:
+def _meta(predictor: Predictor, path: Path, name: str, fmt: str) -> dict[str, Any]:
     from wildaffect import __version__
     from wildaffect.preprocess import _source_identity
 
     card = predictor.meta.get("card", {})
+    # the optional streams the model reads (only then): their files, or why they are absent
+    streams = predictor.streams.plan(path, name)
     return {
+        **({"streams": streams} if streams else {}),
         **_source_identity(path),
         "model": predictor.model_name,
         "model_preset": predictor.config.name,
@@ -171,7 +175,7 @@ def _is_cached(meta_path: Path, table_path: Path, expected: dict[str, Any]) -> b
     except (OSError, json.JSONDecodeError):
         return False
     keys = ("source", "size", "mtime_ns", "model", "format", "interpolate", "use_audio",
-            "wildaffect_version")
+            "streams", "wildaffect_version")
     return all(done.get(k) == expected.get(k) for k in keys)
 
 
@@ -193,7 +197,7 @@ def predict_file(
     result = InputResult(path, name)
     table_path = out_dir / f"{name}.{fmt}"
     meta_path = out_dir / f"{name}{META_SUFFIX}"
-    meta = _meta(predictor, path, fmt)
+    meta = _meta(predictor, path, name, fmt)
     result.output = table_path
     if not force and _is_cached(meta_path, table_path, meta):
         done = json.loads(meta_path.read_text())
@@ -204,7 +208,7 @@ def predict_file(
     keep_table = plot or overlay
     parts, boxes, landmarks = [], [], []
     if result.status != "cached":
-        summary = _write_rows(predictor, path, table_path, fmt, parts, boxes, landmarks,
+        summary = _write_rows(predictor, path, name, table_path, fmt, parts, boxes, landmarks,
                               keep_table, overlay, on_frames)
         meta.update(kind=summary.kind, n_frames=summary.n_frames,
                     n_face_frames=summary.n_face_frames, audio=summary.audio,
@@ -217,15 +221,15 @@ def predict_file(
         audio_only = json.loads(meta_path.read_text()).get("audio_only", False)
         overlay = overlay and not audio_only  # rows on the 20 ms timeline: no picture to draw
         if overlay and not boxes:  # cached table: the geometry needs the face pass again
-            for chunk in predictor.iter_chunks(path):
+            for chunk in predictor.iter_chunks(path, name=name):
                 boxes.append(chunk.boxes)
                 landmarks.append(chunk.landmarks)
         result.extra_files += _render(path, name, out_dir, table, plot, overlay, boxes, landmarks)
     return result
 
 
-def _write_rows(predictor, path, table_path, fmt, parts, boxes, landmarks, keep_table, overlay,
-                on_frames) -> InputSummary:
+def _write_rows(predictor, path, name, table_path, fmt, parts, boxes, landmarks, keep_table,
+                overlay, on_frames) -> InputSummary:
     """Stream the rows into the table (a faceless video is redone from its voice)."""
     for audio_only in (False, True):
         summary = InputSummary()
@@ -233,7 +237,7 @@ def _write_rows(predictor, path, table_path, fmt, parts, boxes, landmarks, keep_
         for kept in (parts, boxes, landmarks):
             kept.clear()
         try:
-            for chunk in predictor.iter_chunks(path, summary, audio_only=audio_only):
+            for chunk in predictor.iter_chunks(path, summary, audio_only=audio_only, name=name):
                 writer.write(chunk.rows)
                 if keep_table:
                     parts.append(chunk.rows)

@@ -2,7 +2,9 @@
 
 decode -> face front-end (:mod:`wildaffect.face.pipeline`) -> visual encoder -> audio
 features of each frame's interval -> model with its temporal state carried from chunk to
-chunk -> rows (:mod:`wildaffect.predict.table`). Memory is bounded by the chunk size for
+chunk -> rows (:mod:`wildaffect.predict.table`). The optional streams a seed-003 model reads
+(VAD, behaviour features, transcripts) join each chunk's inputs
+(:mod:`wildaffect.predict.streams`). Memory is bounded by the chunk size for
 streamable models (a causal SSM); a bidirectional or windowed temporal model needs the whole
 sequence and is run once at the end (memory then grows with the input's length).
 """
@@ -29,6 +31,7 @@ from wildaffect.errors import WildaffectError
 from wildaffect.labels import AU_NAMES, EXPR_NAMES, VA_NAMES, Task
 from wildaffect.predict import DEFAULT_CHUNK_FRAMES
 from wildaffect.predict.frames import FrameChunk, audio_only_chunk, iter_frame_chunks
+from wildaffect.predict.streams import InputStreams, PredictStreams
 from wildaffect.predict.table import COLUMNS, GapFiller, build_rows
 
 #: What each task's columns may come from.
@@ -71,6 +74,10 @@ class Predictor:
     checkpoint. ``device``: cpu, cuda or auto; ``dtype``: fp32 or bf16 (autocast).
     ``chunk_frames`` bounds memory; the rows do not depend on it (tested). ``use_audio=False``
     predicts from the face alone (e.g. when the sound track is not the person's voice).
+    ``behaviour_dir`` / ``transcripts_dir``: folders with each input's behaviour features /
+    transcript, for a model that reads them (``text_encoder`` embeds the transcripts; default:
+    the one the model names, else ``extract``'s); a model with ``vad_gate`` gets silero-vad's
+    speech probability of the input's audio.
     """
 
     def __init__(
@@ -83,6 +90,9 @@ class Predictor:
         interpolate: bool = False,
         face_model: str | os.PathLike[str] | None = None,
         use_audio: bool = True,
+        behaviour_dir: str | os.PathLike[str] | None = None,
+        transcripts_dir: str | os.PathLike[str] | None = None,
+        text_encoder: str | None = None,
     ) -> None:
         import torch
 
@@ -112,6 +122,11 @@ class Predictor:
         # audio, and used by one with audio when a voice-only model does better there.
         self.voice_model: str | None = (self.meta.get("voice_model") or None) if use_audio else None
         self._voice: Predictor | None = None
+        self._stream_folders = {"behaviour_dir": behaviour_dir, "transcripts_dir": transcripts_dir,
+                                "text_encoder": text_encoder}  # fmt: skip
+        self.streams = PredictStreams(self.config, hears_audio=self.audio_encoder is not None,
+                                      **self._stream_folders)  # fmt: skip
+        self.streams.warn()
         self._torch = torch
 
     def _sources(self, outputs: dict[str, str]) -> dict[Task, str | None]:
@@ -160,21 +175,29 @@ class Predictor:
 
     def _voice_predictor(self) -> Predictor:
         if self._voice is None:
-            self._voice = Predictor(
-                self.voice_model, device=self.options.device, dtype=self.options.dtype,
-                chunk_frames=self.chunk_frames, face_model=self.face_model,
-            )  # fmt: skip
+            import warnings
+
+            with warnings.catch_warnings():  # its absent streams are noted per input instead
+                warnings.simplefilter("ignore", UserWarning)
+                self._voice = Predictor(
+                    self.voice_model, device=self.options.device, dtype=self.options.dtype,
+                    chunk_frames=self.chunk_frames, face_model=self.face_model,
+                    **self._stream_folders,
+                )  # fmt: skip
         return self._voice
 
     def iter_chunks(
-        self, path: str | Path, summary: InputSummary | None = None, *, audio_only: bool = False
+        self, path: str | Path, summary: InputSummary | None = None, *, audio_only: bool = False,
+        name: str | None = None,
     ) -> Iterator[PredictionChunk]:
         """Stream the input's rows chunk by chunk (with ``interpolate``, rows of an open
         face gap are held back until it closes). ``audio_only``: use only the sound track
-        (automatic for audio files)."""
+        (automatic for audio files). ``name``: the input's record name, which its behaviour /
+        transcript files may carry (default: the file's stem, which they may carry too)."""
         from wildaffect.io.media import probe
 
         path = Path(path)
+        name = name or path.stem
         summary = summary if summary is not None else InputSummary()
         info = probe(path)
         summary.kind, summary.audio = info.kind, info.has_audio  # refined by the audio stream
@@ -182,10 +205,11 @@ class Predictor:
         if audio_only and self.voice_model is not None:
             summary.notes.append(f"predicted from the voice by the companion model "
                                  f"{self.voice_model!r} (named by this model's package)")
-            yield from self._voice_predictor().iter_chunks(path, summary, audio_only=True)
+            yield from self._voice_predictor().iter_chunks(path, summary, audio_only=True,
+                                                           name=name)  # fmt: skip
             return
-        chunks = (self._audio_only(path, summary) if audio_only
-                  else self._with_frames(path, info.kind, summary))
+        chunks = (self._audio_only(path, name, summary) if audio_only
+                  else self._with_frames(path, name, info.kind, summary))
         if not self.interpolate or audio_only:  # no face rows to interpolate from
             for chunk in chunks:
                 summary.add(chunk.rows)
@@ -208,7 +232,7 @@ class Predictor:
     # -- the two kinds of input ---------------------------------------------------------------
 
     def _with_frames(
-        self, path: Path, kind: str, summary: InputSummary
+        self, path: Path, name: str, kind: str, summary: InputSummary
     ) -> Iterator[PredictionChunk]:
         from wildaffect.predict.audio import AudioFeatureStream
 
@@ -220,10 +244,15 @@ class Predictor:
             summary.audio = not audio.missing
             if audio.missing:
                 summary.notes.append("no audio track: predicted from the face alone")
+        extras = self.streams.open(path, name, audio_only=False, notes=summary.notes,
+                                   has_audio=audio is not None and not audio.missing)
         chunks = iter_frame_chunks(path, self.chunk_frames, self.face_model)
-        yield from self._run_model((frames, self._inputs(frames, audio)) for frames in chunks)
+        pairs = ((frames, self._inputs(frames, audio)) for frames in chunks)
+        yield from self._run_model(_with_streams(pairs, extras))
 
-    def _audio_only(self, path: Path, summary: InputSummary) -> Iterator[PredictionChunk]:
+    def _audio_only(
+        self, path: Path, name: str, summary: InputSummary
+    ) -> Iterator[PredictionChunk]:
         from wildaffect.predict.audio import AudioFeatureStream
 
         summary.audio_only = True
@@ -233,6 +262,8 @@ class Predictor:
             raise WildaffectError(f"{path}: audio-only input, but {why}")
         audio = AudioFeatureStream(path, self.audio_encoder, self.options)
         summary.audio = not audio.missing
+        extras = self.streams.open(path, name, audio_only=True, has_audio=not audio.missing,
+                                   notes=summary.notes)  # fmt: skip
 
         def chunks() -> Iterator[tuple[FrameChunk, dict[str, Any]]]:
             start = 0
@@ -241,7 +272,7 @@ class Predictor:
                 yield frames, self._inputs(frames, None, audio_features=features)
                 start += len(features)
 
-        yield from self._run_model(chunks())
+        yield from self._run_model(_with_streams(chunks(), extras))
 
     def _run_model(
         self, chunks: Iterator[tuple[FrameChunk, dict[str, Any]]]
@@ -344,6 +375,16 @@ class Predictor:
                           values[Task.AU], values[Task.EXPR], values[Task.VA])
         return PredictionChunk(rows, frames.bbox.copy(), frames.landmarks68_px.copy())
 
+
+
+def _with_streams(
+    pairs: Iterator[tuple[FrameChunk, dict[str, Any]]], extras: InputStreams
+) -> Iterator[tuple[FrameChunk, dict[str, Any]]]:
+    """Each chunk's inputs with the optional streams of its frames; checks their ends last."""
+    for frames, inputs in pairs:
+        inputs.update(extras.arrays(frames.times, frames.ends))
+        yield frames, inputs
+    extras.finish()
 
 
 def _with_geometry(rows: pd.DataFrame, boxes: list, landmarks: list) -> PredictionChunk:

@@ -90,13 +90,47 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return times, values
 
 
-def _check_values(path: Path, values: np.ndarray, width: int | None) -> None:
+#: Rows of a memory-mapped .npy checked at a time by :func:`load_behaviour`.
+CHECK_ROWS = 4096
+
+
+def load_behaviour(
+    path: Path, width: int, width_source: str
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """One behaviour file checked before its frames are known (``predict`` streams them) ->
+    (times, values): a .csv's (N,) times and (N, D) float32 values (interpolate them with
+    :func:`resample`), or None and a .npy's (T, D) rows memory-mapped (one per frame: the
+    caller checks T against the frames it decodes). ``width``: the D the reader expects, which
+    ``width_source`` names in the error ("model 'x' reads").
+    """
+    if path.suffix != ".npy":
+        times, values = _read_csv(path)
+        _check_values(path, values, width, width_source=width_source)
+        return times, values
+    try:
+        values = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise InputError(path, f"unreadable .npy ({err})") from None
+    if values.ndim != 2:
+        raise InputError(path, f"shape {values.shape}, expected (T, D): one row per frame")
+    if not np.issubdtype(values.dtype, np.number):
+        raise InputError(path, f"dtype {values.dtype} is not numeric")
+    for first in range(0, max(len(values), 1), CHECK_ROWS):  # bounded memory on long files
+        block = np.asarray(values[first : first + CHECK_ROWS], np.float32)
+        _check_values(path, block, width, first_row=first, width_source=width_source)
+    return None, values
+
+
+def _check_values(
+    path: Path, values: np.ndarray, width: int | None, *, first_row: int = 0,
+    width_source: str = "the behaviour features already in the cache have",
+) -> None:  # fmt: skip
     if width is not None and values.shape[1] != width:
-        raise InputError(path, f"{values.shape[1]} features per row, the behaviour features "
-                               f"already in the cache have {width}")  # fmt: skip
+        raise InputError(path, f"{values.shape[1]} features per row, {width_source} "
+                               f"{width}")  # fmt: skip
     finite = np.isfinite(values)
     if not finite.all():
-        row = int(np.flatnonzero(~finite.all(axis=1))[0])
+        row = first_row + int(np.flatnonzero(~finite.all(axis=1))[0])
         raise InputError(path, f"row {row} holds NaN, infinity or a non-number (drop the row "
                                "instead: frames without features are masked)")  # fmt: skip
     if np.abs(values).max(initial=0.0) > FLOAT16_MAX:
@@ -120,4 +154,5 @@ def resample(times: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarra
     return out
 
 
-__all__ = ["BEHAVIOUR_SUFFIXES", "TIME_COLUMN", "find_stream_file", "read_behaviour", "resample"]
+__all__ = ["BEHAVIOUR_SUFFIXES", "TIME_COLUMN", "find_stream_file", "load_behaviour",
+           "read_behaviour", "resample"]

@@ -111,22 +111,38 @@ def segments_on_frames(
 
     times = np.asarray(frame_times, np.float64)
     times = times - times[0] if len(times) else times
-    ends = _frame_ends(times)  # (T,)
-    total = np.zeros((len(times), embeddings.shape[1]), np.float64)
-    count = np.zeros(len(times), np.int64)
-    for segment, embedding in zip(segments, embeddings, strict=True):
-        if not len(times) or segment.end < 0 or segment.start >= ends[-1]:
-            continue  # entirely outside the video
-        # frames with t_i < end and t_{i+1} > start (a zero-length segment: the frame holding it)
-        first = int(np.searchsorted(ends, segment.start, side="right"))
-        last = max(int(np.searchsorted(times, segment.end, side="left")), first + 1)
-        total[first:last] += embedding
-        count[first:last] += 1
-    out = np.full(total.shape, np.nan, np.float32)
+    return segments_on_intervals(segments, embeddings, times, _frame_ends(times), opens=True)
+
+
+def segments_on_intervals(
+    segments: list[Segment], embeddings: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+    *, opens: bool,
+) -> np.ndarray:  # fmt: skip
+    """:func:`segments_on_frames` for consecutive frames given by their intervals
+    ``[starts_i, ends_i)`` (s from the video's first frame), e.g. one chunk of a stream, so
+    a video taken chunk by chunk gets the same rows. ``opens``: the first of these frames is the
+    video's first (it also takes a segment ending exactly where the video starts).
+
+    A frame gets a segment when it overlaps it (``t_i < end`` and ``t_{i+1} > start``) or holds
+    its start (a zero-length segment: the frame holding it); segments ending before the video
+    are dropped. -> (T, D) float32, NaN rows where no segment is.
+    """
+    starts, ends = np.asarray(starts, np.float64), np.asarray(ends, np.float64)
+    out = np.full((len(starts), embeddings.shape[1]), np.nan, np.float32)
+    if not len(starts) or not segments:
+        return out
+    seg_start = np.asarray([s.start for s in segments], np.float64)[:, None]  # (S, 1)
+    seg_end = np.asarray([s.end for s in segments], np.float64)[:, None]  # (S, 1)
+    member = (ends > seg_start) & ((starts < seg_end) | (starts <= seg_start))  # (S, T)
+    if opens:
+        member[:, 0] = ends[0] > seg_start[:, 0]
+    member &= seg_end >= 0  # entirely before the video
+    count = member.sum(axis=0)  # (T,)
+    total = member.T.astype(np.float64) @ np.asarray(embeddings, np.float64)  # (T, D)
     has = count > 0
     out[has] = (total[has] / count[has, None]).astype(np.float32)
     return out
 
 
 __all__ = ["TRANSCRIPT_SUFFIXES", "Segment", "parse_cues", "read_transcript",
-           "segments_on_frames"]  # fmt: skip
+           "segments_on_frames", "segments_on_intervals"]  # fmt: skip

@@ -89,6 +89,25 @@ def speech_probability(model: Any, samples: np.ndarray) -> np.ndarray:
     return probs[0].float().numpy()
 
 
+def speech_probability_step(model: Any, samples: np.ndarray) -> np.ndarray:
+    """Continue a stream: samples (k * 512,) float32 16 kHz -> (k,) float32 probabilities, the
+    model's state carried from the previous call (``model.reset_states()`` starts a stream).
+
+    Chunk by chunk exactly as :func:`speech_probability` runs them (its ``audio_forward`` loops
+    over the same 512-sample chunks), so a file scored in pieces gets the same probabilities;
+    zero-pad the file's last chunk as it does.
+    """
+    import torch
+
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    if len(samples) % VAD_CHUNK:
+        raise ValueError(f"{len(samples)} samples are not whole {VAD_CHUNK}-sample chunks")
+    chunks = torch.from_numpy(samples).reshape(-1, 1, VAD_CHUNK)  # (k, 1, 512)
+    with _one_thread(), torch.inference_mode():
+        probs = [float(model(chunk, AUDIO_SAMPLE_RATE)) for chunk in chunks]
+    return np.asarray(probs, np.float32)
+
+
 def vad_on_frames(
     probs: np.ndarray, frame_times: np.ndarray, audio_start_s: float = 0.0
 ) -> np.ndarray:
@@ -106,4 +125,5 @@ def vad_on_frames(
     return pooled[:, 0].astype(np.float32)
 
 
-__all__ = ["VAD_CHUNK", "VAD_HOP_S", "load_vad", "speech_probability", "vad_on_frames"]
+__all__ = ["VAD_CHUNK", "VAD_HOP_S", "load_vad", "speech_probability", "speech_probability_step",
+           "vad_on_frames"]
