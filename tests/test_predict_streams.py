@@ -162,6 +162,21 @@ def test_audio_only_input_gets_the_vad_on_its_20_ms_rows(made) -> None:
                            tables[500][list(VA_NAMES)].to_numpy(float), atol=1e-4)  # fmt: skip
 
 
+def test_a_video_without_sound_gives_a_vad_model_zeros(made, tmp_path) -> None:
+    """As extract stores for a record without an audio track."""
+    from test_predict import _write_video
+
+    from wildaffect.predict.predictor import Predictor
+
+    images = [f.image for f in iter_frames(made["media"] / CLIP)][:12]
+    mute = _write_video(images, None, tmp_path / "mute.mkv")
+    predictor = Predictor(made["gate-True"], chunk_frames=5)
+    seen = _recorded(predictor)
+    table = predictor.predict(mute)
+    assert len(table) == 12 and "audio" not in seen[0]
+    np.testing.assert_array_equal(_joined(seen, "vad"), np.zeros(12, np.float32))
+
+
 # -- behaviour and text -------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from wildaffect.errors import InputError, WildaffectError
 from wildaffect.streams import BEHAVIOUR, TEXT, VAD, model_streams
 from wildaffect.streams.behaviour import BEHAVIOUR_SUFFIXES, find_stream_file
 from wildaffect.streams.transcripts import TRANSCRIPT_SUFFIXES
+
+if TYPE_CHECKING:
+    from wildaffect.predict.vad import VadStream
 
 #: The meta's word for a stream the model reads that this input does not have.
 ABSENT = "absent"
@@ -131,7 +134,7 @@ class InputStreams:
     def __init__(self, owner: PredictStreams, path: Path, name: str, *, audio_only: bool,
                  has_audio: bool, notes: list[str]) -> None:  # fmt: skip
         self.reads = owner.reads
-        self.vad = None
+        self.vad: VadStream | None = None
         self.origin: float | None = None  # time of the input's first frame
         self.n_frames = 0
         self.behaviour: tuple[Path, np.ndarray | None, np.ndarray] | None = None
