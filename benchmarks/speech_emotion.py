@@ -50,6 +50,7 @@ from wildaffect.train.voice import (
     print_uar_table,
     score_held_out,
     speech_items,
+    speed_perturbed,
     train_fold,
     uar,
     uar_summary,
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="model override, e.g. --set d_model=64 (repeatable)")
     parser.add_argument("--audio", default=Recipe.audio,
                         help="offline audio encoder, e.g. logmel-compare (extracted into --cache)")
+    parser.add_argument("--speed-perturb", type=str, default="",
+                        help="training copies at these speeds, e.g. 0.9,1.1 ('' = off)")
     parser.add_argument("--folds", type=str, default="", help="only these folds, e.g. 0,3")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-baseline", action="store_true")
@@ -133,11 +136,13 @@ def main(argv: list[str] | None = None) -> dict:
         model=dict(parse_override(s) for s in args.set),
         mask=tuple(int(v) for v in args.mask.split(",")) if args.mask else None,
         audio=args.audio,
+        speed_perturb=tuple(float(f) for f in args.speed_perturb.split(",") if f),
     )  # fmt: skip
     emodb, extra = speech_items(args.data, recipe.crema_d)
-    timings = build_cache(emodb + extra, args.cache, recipe.audio)
+    perturbed = speed_perturbed(emodb, recipe.speed_perturb, args.cache.parent / "speed-perturbed")
+    timings = build_cache(emodb + extra + perturbed, args.cache, recipe.audio)
     cache = FeatureCache(args.cache)
-    clip_len = max(cache.read_meta(i.path.stem)["n_frames"] for i in emodb + extra)
+    clip_len = max(cache.read_meta(i.path.stem)["n_frames"] for i in emodb + extra + perturbed)
     y = np.array([i.expr for i in emodb])
     speakers = np.array([i.speaker for i in emodb])
     results: dict[str, dict[str, Any]] = {}
@@ -154,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     for fold in folds:
         tree = args.cache.parent / f"{args.cache.name}-trees-{args.out.stem}" / f"fold{fold}"
-        speaker = write_fold_tree(emodb, extra, args.cache, tree, fold)
+        speaker = write_fold_tree(emodb, extra, args.cache, tree, fold, perturbed)
         run_dir = args.cache.parent / f"{args.cache.name}-runs-{args.out.stem}" / f"fold{fold}"
         fold_start = time.perf_counter()
         model = train_fold(recipe, tree, args.cache, run_dir, clip_len)

@@ -48,6 +48,9 @@ class Recipe:
     mask: tuple[int, int, int, int] | None = (2, 10, 2, 20)
     model: dict[str, Any] = field(default_factory=dict)
     audio: str = AUDIO  # the offline audio encoder (e.g. "logmel-compare"); d_audio follows it
+    # Speed perturbation (Ko et al. 2015): training copies of every EmoDB utterance played
+    # f times faster (tempo and pitch scaled by f), one per factor; () = off.
+    speed_perturb: tuple[float, ...] = ()
 
 
 # ------------------------------------------------------------------------------- data
@@ -57,6 +60,39 @@ def speech_items(data: Path, crema_d: bool) -> tuple[list[SpeechItem], list[Spee
     emodb = read_emodb(data / "speech-emotion")
     extra = read_crema_d(data / "media" / "crema-d") if crema_d else []  # .mp3 and .flv
     return emodb, extra
+
+
+def speed_perturbed(items: list[SpeechItem], factors: tuple[float, ...], out: Path) -> list[SpeechItem]:
+    """Copies of ``items`` played ``f`` times faster, as 16 kHz wavs in ``out`` (kept: reused).
+
+    Resampling by 1/f and reading the result at the original rate scales duration by 1/f and
+    every frequency by f, as speed perturbation does; the copy keeps its speaker and label.
+    """
+    import wave
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    from wildaffect.io.atomic import atomic_path
+    from wildaffect.io.media import AUDIO_SAMPLE_RATE, read_audio
+
+    out.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for factor in factors:
+        ratio = Fraction(1 / factor).limit_denominator(100)  # new length / old length
+        for item in items:
+            path = out / f"{item.path.stem}_sp{round(factor * 100):03d}.wav"
+            if not path.is_file():
+                samples = read_audio(item.path).samples  # (N,) float32 at 16 kHz
+                faster = resample_poly(samples, ratio.numerator, ratio.denominator)
+                pcm = (np.clip(faster, -1, 1) * 32767).astype("<i2")
+                with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as wav:
+                    wav.setnchannels(1)
+                    wav.setsampwidth(2)
+                    wav.setframerate(AUDIO_SAMPLE_RATE)
+                    wav.writeframes(pcm.tobytes())
+            copies.append(SpeechItem(path, item.expr, item.speaker, item.emotion))
+    return copies
 
 
 def build_cache(items: list[SpeechItem], cache_dir: Path, audio: str = AUDIO) -> dict[str, float]:
@@ -76,9 +112,11 @@ def build_cache(items: list[SpeechItem], cache_dir: Path, audio: str = AUDIO) ->
 
 
 def write_fold_tree(
-    emodb: list[SpeechItem], extra: list[SpeechItem], cache_dir: Path, out: Path, fold: int
+    emodb: list[SpeechItem], extra: list[SpeechItem], cache_dir: Path, out: Path, fold: int,
+    perturbed: list[SpeechItem] = (),
 ) -> str:
-    """ABAW tree with one EmoDB speaker as Validation_Set (+ CREMA-D in Train) -> that speaker."""
+    """ABAW tree with one EmoDB speaker as Validation_Set (+ CREMA-D and the ``perturbed``
+    copies of the other speakers in Train) -> that speaker."""
     from wildaffect.data.abaw import ANNOTATION_SUFFIX, format_annotation
     from wildaffect.data.cache import FeatureCache
     from wildaffect.data.labelled import LabelledItem, write_expression_tree
@@ -94,7 +132,8 @@ def write_fold_tree(
         raise SystemExit(f"fold {fold} holds speakers {sorted(held_out)}, not exactly one")
     cache = FeatureCache(cache_dir)
     train_dir = out / TASK_SPECS[Task.EXPR].challenge_dir / "Train_Set"
-    for item in extra:  # another corpus's speakers: always training data
+    # Another corpus's speakers, and the training speakers' perturbed copies: training data.
+    for item in [*extra, *(i for i in perturbed if i.speaker not in held_out)]:
         n_frames = cache.read_array(item.path.stem, "has_face", mmap=True).shape[0]
         text = format_annotation(Task.EXPR, np.full(n_frames, item.expr))
         (train_dir / f"{item.path.stem}{ANNOTATION_SUFFIX}").write_text(text)
