@@ -62,7 +62,9 @@ def speech_items(data: Path, crema_d: bool) -> tuple[list[SpeechItem], list[Spee
     return emodb, extra
 
 
-def speed_perturbed(items: list[SpeechItem], factors: tuple[float, ...], out: Path) -> list[SpeechItem]:
+def speed_perturbed(
+    items: list[SpeechItem], factors: tuple[float, ...], out: Path
+) -> list[SpeechItem]:
     """Copies of ``items`` played ``f`` times faster, as 16 kHz wavs in ``out`` (kept: reused).
 
     Resampling by 1/f and reading the result at the original rate scales duration by 1/f and
