@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="model override, e.g. --set d_model=64 (repeatable)")
     parser.add_argument("--audio", default=Recipe.audio,
                         help="offline audio encoder, e.g. logmel-compare (extracted into --cache)")
-    parser.add_argument("--speed-perturb", type=str, default="",
+    parser.add_argument("--speed-perturb", type=str,
+                        default=",".join(map(str, Recipe.speed_perturb)),
                         help="training copies at these speeds, e.g. 0.9,1.1 ('' = off)")
     parser.add_argument("--folds", type=str, default="", help="only these folds, e.g. 0,3")
     parser.add_argument("--threads", type=int, default=1)

@@ -1,8 +1,8 @@
 """Train the default model's voice companion and write it into the package.
 
 The bundled face model takes no audio; audio-only input (and a video with no face at all) is
-predicted by this companion: ``default-offline`` with ``fusion="concat"`` over the weight-free
-``logmel-egemaps`` audio features, EXPR head, trained by ``wildaffect train`` on the speech in
+predicted by this companion: ``default-offline`` with ``fusion="concat"`` over the recipe's
+weight-free audio features, EXPR head, trained by ``wildaffect train`` on the speech in
 ``../shared/data`` (EmoDB with its 7 emotions mapped onto the ABAW classes, boredom -> Other,
 plus the CREMA-D clips) with the recipe that ``benchmarks/speech_emotion.py`` cross-validates
 leave-one-speaker-out (both use :mod:`wildaffect.train.voice`: the same recipe and steps).
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> Path:
         build_cache,
         score_held_out,
         speech_items,
+        speed_perturbed,
         train_fold,
         uar,
         write_fold_tree,
@@ -54,13 +55,14 @@ def main(argv: list[str] | None = None) -> Path:
     torch.set_num_threads(args.threads)
     recipe = Recipe()
     emodb, extra = speech_items(args.data, recipe.crema_d)
-    build_cache(emodb + extra, args.cache)
+    perturbed = speed_perturbed(emodb, recipe.speed_perturb, args.cache.parent / "speed-perturbed")
+    build_cache(emodb + extra + perturbed, args.cache, recipe.audio)
     cache = FeatureCache(args.cache)
-    clip_len = max(cache.read_meta(i.path.stem)["n_frames"] for i in emodb + extra)
+    clip_len = max(cache.read_meta(i.path.stem)["n_frames"] for i in emodb + extra + perturbed)
     tree = args.work / "tree"
-    speaker = write_fold_tree(emodb, extra, args.cache, tree, fold=0)
+    speaker = write_fold_tree(emodb, extra, args.cache, tree, 0, perturbed)
     model = train_fold(recipe, tree, args.cache, args.work / "run", clip_len)
-    probs = score_held_out(model, tree, args.cache)
+    probs = score_held_out(model, tree, args.cache, recipe.audio)
     held = [i for i in emodb if i.path.stem in probs]
     held_uar = uar(np.array([i.expr for i in held]),
                    np.array([probs[i.path.stem].argmax() for i in held]))
@@ -69,12 +71,14 @@ def main(argv: list[str] | None = None) -> Path:
         loso = json.loads(args.loso.read_text()).get("results", {})
     card = {
         "name": "wildaffect default (offline, voice companion)",
-        "used_for": "audio-only input and videos without any face, when the face model takes "
-                    "no audio",
-        "architecture": "default-offline, fusion concat: logmel-egemaps (180-d, 20 ms) -> "
-                        "causal AG-SSM -> EXPR head; no face input in training",
+        "used_for": "audio-only input and videos without any face",
+        "architecture": f"default-offline, fusion concat: {recipe.audio} "
+                        f"({model.config.d_audio}-d, 20 ms) -> causal AG-SSM -> EXPR head; "
+                        "no face input in training",
         "training_data": {
-            "EmoDB": f"{len(emodb)} utterances, 7 speakers (speech-emotion/labels.csv)",
+            "EmoDB": f"{len(emodb)} utterances, 7 speakers (speech-emotion/labels.csv)"
+                     + (f", + copies at speeds {list(recipe.speed_perturb)} of the "
+                        "training speakers'" if recipe.speed_perturb else ""),
             "CREMA-D": f"{len(extra)} clips (media/crema-d)",
             "mapping": "anger, disgust, fear, happiness, sadness, neutral -> same ABAW class; "
                        "boredom -> Other",

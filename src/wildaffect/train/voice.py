@@ -5,9 +5,11 @@
 it: both use these functions, so the LOSO numbers in the model card describe what ships.
 
 The model: ``default-offline`` with ``fusion="concat"`` (the audio enters the per-frame
-sequence; the visual input is the learned no-face token) over ``logmel-egemaps`` features,
-EXPR head; each utterance is one clip with its label on every 20 ms frame; an utterance is
-scored by the mean over its frames of P(class).
+sequence; the visual input is the learned no-face token) over ``logmel-egemaps-emobase``
+features (20 ms descriptors + the emobase functionals of a 2 s window), EXPR head; each
+utterance is one clip with its label on every 20 ms frame, and the training speakers' speed-
+perturbed copies join the training set; an utterance is scored by the mean over its frames of
+P(class).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from wildaffect.data.speech import EMOTION_TO_EXPR, SpeechItem, read_crema_d, re
 from wildaffect.labels import EXPR_NAMES
 
 VISUAL = "mediapipe-regions"
-AUDIO = "logmel-egemaps"
+#: Frame descriptors + a 2 s window's emobase functionals (utterance statistics): LOSO UAR
+#: 0.594 vs 0.536 for the frame descriptors alone (logmel-egemaps), same recipe otherwise.
+AUDIO = "logmel-egemaps-emobase"
 #: The 7 ABAW classes EmoDB's emotions map onto: the classes UAR is averaged over.
 EMODB_CLASSES = sorted(EXPR_NAMES.index(c) for c in set(EMOTION_TO_EXPR.values()))
 VALIDATION = "Validation_Set"
@@ -50,7 +54,7 @@ class Recipe:
     audio: str = AUDIO  # the offline audio encoder (e.g. "logmel-compare"); d_audio follows it
     # Speed perturbation (Ko et al. 2015): training copies of every EmoDB utterance played
     # f times faster (tempo and pitch scaled by f), one per factor; () = off.
-    speed_perturb: tuple[float, ...] = ()
+    speed_perturb: tuple[float, ...] = (0.9, 1.1)
 
 
 # ------------------------------------------------------------------------------- data
