@@ -63,7 +63,7 @@ from wildaffect.data.cache import MANIFEST
 from wildaffect.data.synth import (
     AUDIO_LED_AUS,
     CUE_FRAMES,
-    EPISODE_FRAMES,
+    MEAN_EPISODE_FRAMES,
     WEAK_AMPLITUDE,
     audio_lead_frames,
     make_synthetic_dataset,
@@ -88,9 +88,6 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 NO_SKILL = "all-positive (no skill)"
 ORACLE = "oracle (on from each cue + lead)"
-#: Frames the oracle predicts "on" from each cued onset: the mean episode length (it knows
-#: where the cues are, not how long the episodes last).
-ORACLE_FRAMES = sum(EPISODE_FRAMES) // 2
 VISUAL_AUS = tuple(au for au in AU_NAMES if au not in AUDIO_LED_AUS)
 TUNED = " tuned"  # suffix of a column scored at thresholds tuned on the validation split
 #: Columns: mean F1 over all / the visual AUs, then each audio-led AU at 0.5 and tuned.
@@ -138,7 +135,7 @@ def cued_onsets(column: np.ndarray, lead: int) -> np.ndarray:
 
 def oracle_f1(labels: list[np.ndarray], lead: int) -> dict[str, float]:
     """F1 (percent) of the audio-led AUs for a predictor that knows each cue and says "on" for
-    ORACLE_FRAMES frames from cue + lead: what reading the cue perfectly can reach here."""
+    MEAN_EPISODE_FRAMES frames from cue + lead: what reading the cue perfectly can reach here."""
     result = {}
     for au in AUDIO_LED_AUS:
         k = AU_NAMES.index(au)
@@ -147,7 +144,7 @@ def oracle_f1(labels: list[np.ndarray], lead: int) -> dict[str, float]:
             column = values[:, k]
             pred = np.zeros(len(column), dtype=bool)
             for onset in cued_onsets(column, lead):
-                pred[onset: onset + ORACLE_FRAMES] = True
+                pred[onset: onset + MEAN_EPISODE_FRAMES] = True
             valid, truth = column >= 0, column == 1
             tp += int((pred & truth).sum())
             n_pred += int((pred & valid).sum())

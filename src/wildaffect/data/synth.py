@@ -76,6 +76,8 @@ AUDIO_CUE_AMPLITUDE = 2.0
 CUE_FRAMES = 8
 #: Episode lengths (frames): on episodes and the off gaps between them.
 EPISODE_FRAMES = (20, 120)
+#: Mean on-episode length: how long a cue-reading oracle that cannot see offsets says "on".
+MEAN_EPISODE_FRAMES = sum(EPISODE_FRAMES) // 2
 GAP_FRAMES = (40, 400)
 #: Probability, per frame and AU, of a distractor blob outside the AU's region.
 DISTRACTOR_RATE = 0.3
