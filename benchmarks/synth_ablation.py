@@ -46,8 +46,10 @@ What it showed (2026-12; ``synth_audio_lead.py`` for the block on the audio alon
   2.5-4.4 min a row on one core: the audio-guided SSM learns AU12 on every seed (48.5 +- 5.6 F1
   at 0.5 vs all-positive 39.4 +- 1.4, TCN 31.9 +- 6.4, plain Mamba 30.2 +- 3.5; tuned 49.9
   +- 4.3 vs 40.3 +- 2.0 and 41.0 +- 2.2) and NO row learns AU25 (35.9, 36.8, 33.4 vs 38.0;
-  oracle ~74 on both). With 60 videos x 20 epochs (seed 0) abaw-full did not do better
-  (AU12 41.5): learning the lead inside the full model is fragile, not a matter of budget alone.
+  oracle ~74 on both). 60 videos x 20 epochs (3 seeds, 4-5 min a row): the same picture,
+  abaw-full AU12 46.1 +- 7.7 vs all-positive 36.5 +- 1.1 and plain Mamba 33.2 +- 9.6 (TCN
+  27.9, seed 0 only), AU25 39.5 vs 39.8. Smaller budgets (seed 0, abaw-full): 36 x 15 at
+  all-positive, 24 x 15 +3 F1 on AU12: 48 x 15 is the smallest tested budget that shows it.
 
 So the claim "the audio-guided SSM beats the TCN and the plain Mamba on the audio-led AUs" holds
 for AU12 only, and only in the audio-only, audio-led-labels-only setting (issue #5). Run by
