@@ -49,6 +49,7 @@ from torch import nn
 from wildaffect.data.synth import (
     AUDIO_LED_AUS,
     CUE_FRAMES,
+    MEAN_EPISODE_FRAMES,
     _unit_directions,
     au_episodes,
     audio_features,
@@ -61,7 +62,6 @@ from wildaffect.models.ag_ssm import AGSSM
 from wildaffect.models.layers.temporal import TCN
 
 AU_COLUMNS = [AU_NAMES.index(au) for au in AUDIO_LED_AUS]
-ORACLE_FRAMES = 70
 GRID = np.round(np.linspace(0.05, 0.95, 19), 10)
 
 
@@ -88,12 +88,12 @@ def make_split(
 
 
 def oracle(split: Split, lead: int) -> np.ndarray:
-    """(V, T, 2): on for ORACLE_FRAMES frames from each cue + lead (= each onset)."""
+    """(V, T, 2): on for MEAN_EPISODE_FRAMES frames from each cue + lead (= each onset)."""
     pred = np.zeros_like(split.labels)
     for v, per_au in enumerate(split.cues):
         for j, starts in enumerate(per_au):
             for s in starts:
-                pred[v, max(s + lead, 0): max(s + lead + ORACLE_FRAMES, 0), j] = 1
+                pred[v, max(s + lead, 0): max(s + lead + MEAN_EPISODE_FRAMES, 0), j] = 1
     return pred
 
 

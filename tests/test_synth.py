@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wildaffect.data.abaw import parse_annotation, scan_dataset
+from wildaffect.data.abaw import ANNOTATION_SUFFIX, parse_annotation, scan_dataset
 from wildaffect.data.cache import FeatureCache
 from wildaffect.data.synth import (
     AUDIO_ENCODER,
@@ -20,7 +20,7 @@ from wildaffect.data.synth import (
     expression_from_aus,
     make_synthetic_dataset,
 )
-from wildaffect.labels import AU_NAMES, EXPR_NAMES, SPLITS, Task
+from wildaffect.labels import AU_NAMES, EXPR_NAMES, SPLITS, TASK_SPECS, Task
 from wildaffect.models.config import ModelConfig
 from wildaffect.models.layers.temporal import TCN
 
@@ -142,3 +142,36 @@ def test_audio_only_variant_removes_only_the_audio_led_visual_evidence(synth, tm
 def test_negative_audio_led_amplitude_is_refused(tmp_path):
     with pytest.raises(ValueError, match="audio_led_amplitude"):
         make_synthetic_dataset(tmp_path, 1, 1, 300, audio_led_amplitude=-0.1)
+
+
+def test_train_label_aus_masks_only_the_other_aus_training_labels(synth, tmp_path):
+    """Same seed, ``train_label_aus=AUDIO_LED_AUS``: the other AUs' TRAINING labels are all
+    invalid, the audio-led ones, every validation label, EXPR / VA and the features unchanged
+    (the visual AUs' evidence stays as distraction)."""
+    variant = make_synthetic_dataset(tmp_path, 3, 1, 300, grid=8, d_visual=16, d_audio=16,
+                                     seed=1, train_label_aus=AUDIO_LED_AUS)
+    led = [AU_NAMES.index(name) for name in AUDIO_LED_AUS]
+    others = [k for k in range(len(AU_NAMES)) if k not in led]
+    invalid = TASK_SPECS[Task.AU].invalid
+    for video in synth.videos[SPLITS[0]]:
+        masked, whole = variant.labels[(Task.AU, video)], synth.labels[(Task.AU, video)]
+        assert (masked[:, others] == invalid).all() and (whole[:, others] != invalid).any()
+        np.testing.assert_array_equal(masked[:, led], whole[:, led])
+        parsed = parse_annotation(variant.root / TASK_SPECS[Task.AU].challenge_dir / SPLITS[0]
+                                  / f"{video}{ANNOTATION_SUFFIX}", Task.AU)
+        np.testing.assert_array_equal(parsed.values, masked)
+    for video in synth.videos[SPLITS[1]]:
+        np.testing.assert_array_equal(variant.labels[(Task.AU, video)],
+                                      synth.labels[(Task.AU, video)])
+    for video in synth.videos[SPLITS[0]] + synth.videos[SPLITS[1]]:
+        for task in (Task.EXPR, Task.VA):
+            np.testing.assert_array_equal(variant.labels[(task, video)],
+                                          synth.labels[(task, video)])
+        for encoder in (VISUAL_ENCODER, AUDIO_ENCODER):
+            np.testing.assert_array_equal(FeatureCache(variant.cache_dir).read_features(
+                encoder, video), FeatureCache(synth.cache_dir).read_features(encoder, video))
+
+
+def test_unknown_train_label_aus_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="train_label_aus"):
+        make_synthetic_dataset(tmp_path, 1, 1, 300, train_label_aus=("AU99",))

@@ -35,6 +35,11 @@ Generative process (per video, all from one seeded generator):
    episode-length prior their offsets).
 5. **EXPR and VA follow the AUs** (so multi-task training has a known answer too), frame by
    frame, see :func:`expression_from_aus` and :func:`valence_arousal_from_aus`.
+
+``train_label_aus`` keeps the TRAINING AU labels of those AUs only and marks the others invalid
+(their visual evidence stays in the features, as distraction; validation labels stay whole):
+training on the audio-led AUs alone (``benchmarks/synth_ablation.py --only-audio-led``) shows
+whether a temporal block learns the lead when the visual AUs do not compete for the model.
 """
 
 from __future__ import annotations
@@ -71,6 +76,8 @@ AUDIO_CUE_AMPLITUDE = 2.0
 CUE_FRAMES = 8
 #: Episode lengths (frames): on episodes and the off gaps between them.
 EPISODE_FRAMES = (20, 120)
+#: Mean on-episode length: how long a cue-reading oracle that cannot see offsets says "on".
+MEAN_EPISODE_FRAMES = sum(EPISODE_FRAMES) // 2
 GAP_FRAMES = (40, 400)
 #: Probability, per frame and AU, of a distractor blob outside the AU's region.
 DISTRACTOR_RATE = 0.3
@@ -292,11 +299,13 @@ def make_synthetic_dataset(
     d_audio: int = 16,
     seed: int = 0,
     audio_led_amplitude: float = WEAK_AMPLITUDE,
+    train_label_aus: tuple[str, ...] | None = None,
 ) -> SyntheticDataset:
     """Write the synthetic ABAW tree and its feature cache under ``out`` (module docstring).
 
     ``audio_led_amplitude`` is the visual evidence of :data:`AUDIO_LED_AUS` (noise std 1);
-    the random draws do not depend on it, so two datasets of one seed differ only there.
+    ``train_label_aus``: the AUs whose training labels are kept (None: all). The random draws
+    depend on neither, so two datasets of one seed differ only there.
     """
     if n_train_videos < 1 or n_val_videos < 1:
         raise ValueError("need at least one training and one validation video")
@@ -307,6 +316,12 @@ def make_synthetic_dataset(
         raise ValueError(f"n_frames must be >= {lead + EPISODE_FRAMES[1]} (audio lead + episode)")
     if d_audio < len(AUDIO_LED_AUS):
         raise ValueError(f"d_audio must be >= {len(AUDIO_LED_AUS)}")
+    unknown = sorted(set(train_label_aus or ()) - set(AU_NAMES))
+    if unknown or train_label_aus == ():
+        raise ValueError(f"train_label_aus must name AUs of {', '.join(AU_NAMES)}, "
+                         f"got {train_label_aus}")
+    unlabelled = [k for k, name in enumerate(AU_NAMES)
+                  if train_label_aus is not None and name not in train_label_aus]
     root = Path(out)
     rng = np.random.default_rng(seed)
     visual_dirs = _unit_directions(len(AU_NAMES), d_visual, rng) / np.sqrt(d_visual) * 2.0
@@ -347,6 +362,8 @@ def make_synthetic_dataset(
             for task, values in clean.items():
                 values = values.copy()
                 values[_invalid_rows(n_frames, rng)] = TASK_SPECS[task].invalid
+                if task == Task.AU and split == SPLITS[0]:
+                    values[:, unlabelled] = TASK_SPECS[task].invalid
                 path = root / TASK_SPECS[task].challenge_dir / split / f"{video}{ANNOTATION_SUFFIX}"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(path, format_annotation(task, values))
@@ -354,6 +371,7 @@ def make_synthetic_dataset(
     cache.write_manifest(
         {"synthetic": {"seed": seed, "lead_frames": lead, "audio_led_aus": list(AUDIO_LED_AUS),
                        "audio_led_amplitude": audio_led_amplitude,
+                       "train_label_aus": list(train_label_aus or AU_NAMES),
                        "grid": grid, "d_visual": d_visual, "d_audio": d_audio}}
     )
     return result
