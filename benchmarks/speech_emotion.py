@@ -6,7 +6,8 @@ Steps (the cache is reused by later runs):
    CREMA-D clips: 6 audio-only ``.mp3`` of actor 1002, 6 face + voice ``.flv`` of actor 1001)
    into records; audio-only ones are on the 20 ms timeline (T = 99 no-face frames for EmoDB's
    2.0 s clips). ``extract_batch`` writes ``mediapipe-regions`` (zero tokens where there is no
-   face) and ``logmel-egemaps`` (frame k = the k-th 20 ms feature) for every record. The
+   face) and the recipe's audio features (``--audio``, default ``logmel-egemaps-emobase``;
+   frame k = the k-th 20 ms feature) for every record. The
    CREMA-D faces also give ``input_norm`` its visual statistics (the trainer takes them over
    face frames only, and EmoDB has none).
 2. Per EmoDB speaker: :func:`wildaffect.data.labelled.write_expression_tree` writes an ABAW EXPR
