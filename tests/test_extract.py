@@ -51,13 +51,7 @@ N_CLIP_FRAMES = 56
 F16 = {"rtol": 2e-3, "atol": 2e-3}  # float16 storage: 11-bit mantissa
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models: one thread is faster, and far faster on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -39,12 +39,7 @@ NUMERIC = [c for c in COLUMNS if c != "expression"]
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _package(folder: Path, preset: str, seed: int = 0, **overrides) -> Path:

@@ -40,12 +40,7 @@ SENTENCES = ["set blue with e five now", "it is eleven o'clock", "hello there"]
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_text_encoder(folder: Path) -> Path:
