@@ -175,3 +175,22 @@ def test_train_label_aus_masks_only_the_other_aus_training_labels(synth, tmp_pat
 def test_unknown_train_label_aus_are_refused(tmp_path):
     with pytest.raises(ValueError, match="train_label_aus"):
         make_synthetic_dataset(tmp_path, 1, 1, 300, train_label_aus=("AU99",))
+
+
+def test_cli_keeps_only_the_named_aus_training_labels(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from wildaffect.cli import app
+    from wildaffect.errors import WildaffectError
+
+    runner = CliRunner()
+    out = tmp_path / "synth"
+    args = ["synth", "--out", str(out), "--videos", "4", "--frames", "300", "--grid", "4"]
+    result = runner.invoke(app, [*args, "--train-label-aus", "AU12,AU25"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "cache" / "manifest.json").read_text())
+    assert manifest["synthetic"]["train_label_aus"] == ["AU12", "AU25"]
+    bad = runner.invoke(app, [*args, "--train-label-aus", "AU99"])
+    assert isinstance(bad.exception, WildaffectError) and "AU99" in str(bad.exception)

@@ -21,13 +21,21 @@ def synth(
         help="Visual evidence of the audio-led AUs (AU12, AU25); default: weak; "
         "0: only their audio cue predicts their onsets.",
     ),
+    train_label_aus: str | None = typer.Option(
+        None, "--train-label-aus",
+        help="Comma-separated AUs whose training labels are kept, the others' marked invalid "
+        "(their evidence stays), e.g. AU12,AU25 to study the audio lead alone; default: all.",
+    ),
 ) -> None:
     """Write a synthetic ABAW dataset with cached features where the answer is known."""
     from wildaffect.data.synth import AUDIO_ENCODER, VISUAL_ENCODER, make_synthetic_dataset
     from wildaffect.errors import WildaffectError
 
     n_val = max(1, videos // 4)
-    variant = {} if audio_led_amplitude is None else {"audio_led_amplitude": audio_led_amplitude}
+    variant: dict = {} if audio_led_amplitude is None else {
+        "audio_led_amplitude": audio_led_amplitude}
+    if train_label_aus is not None:
+        variant["train_label_aus"] = tuple(a.strip() for a in train_label_aus.split(",") if a)
     try:
         result = make_synthetic_dataset(out, videos - n_val, n_val, frames, grid=grid,
                                         d_visual=d_visual, d_audio=d_audio, seed=seed, **variant)
