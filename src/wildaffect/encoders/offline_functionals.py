@@ -29,6 +29,8 @@ import warnings
 
 import numpy as np
 
+from wildaffect.io.media import AUDIO_SAMPLE_RATE
+
 #: openSMILE functional sets offered (``opensmile.FeatureSet`` member names).
 FUNCTIONAL_SETS = ("emobase", "eGeMAPSv02")
 DEFAULT_WINDOW_S = 2.0
@@ -51,7 +53,7 @@ class WindowFunctionals:
 
     def __init__(
         self, feature_set: str = "emobase", window_s: float = DEFAULT_WINDOW_S,
-        hop_s: float = DEFAULT_HOP_S, sample_rate: int = 16_000,
+        hop_s: float = DEFAULT_HOP_S, sample_rate: int = AUDIO_SAMPLE_RATE,
     ):  # fmt: skip
         if feature_set not in FUNCTIONAL_SETS:
             raise ValueError(f"functionals must be one of {FUNCTIONAL_SETS}, got {feature_set!r}")

@@ -28,7 +28,7 @@ _ENCODER_MODULES = (
     "wildaffect.encoders.offline_visual",
     "wildaffect.encoders.offline_audio",
 )
-_OPTIONAL_MODULES = frozenset(_ENCODER_MODULES[4:])
+_OPTIONAL_MODULES = frozenset(m for m in _ENCODER_MODULES if ".offline" in m)
 
 
 @dataclass(frozen=True)
