@@ -47,12 +47,13 @@ from wildaffect.labels import EXPR_NAMES
 from wildaffect.train.voice import (
     EMODB_CLASSES,
     Recipe,
+    as_one_model,
     build_cache,
     print_uar_table,
     score_held_out,
     speech_items,
     speed_perturbed,
-    train_fold,
+    train_members,
     uar,
     uar_summary,
     write_fold_tree,
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--speed-perturb", type=str,
                         default=",".join(map(str, Recipe.speed_perturb)),
                         help="training copies at these speeds, e.g. 0.9,1.1 ('' = off)")
+    parser.add_argument("--seeds", type=str, default=",".join(map(str, Recipe.seeds)),
+                        help="one model per seed, scored alone and as their ensemble, e.g. 0,1,2")
     parser.add_argument("--folds", type=str, default="", help="only these folds, e.g. 0,3")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-baseline", action="store_true")
@@ -139,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
         mask=tuple(int(v) for v in args.mask.split(",")) if args.mask else None,
         audio=args.audio,
         speed_perturb=tuple(float(f) for f in args.speed_perturb.split(",") if f),
+        seeds=tuple(int(v) for v in args.seeds.split(",")),
     )  # fmt: skip
     emodb, extra = speech_items(args.data, recipe.crema_d)
     perturbed = speed_perturbed(emodb, recipe.speed_perturb, args.cache.parent / "speed-perturbed")
@@ -157,15 +161,19 @@ def main(argv: list[str] | None = None) -> dict:
         timings["baseline_s"] = time.perf_counter() - start
 
     folds = [int(f) for f in args.folds.split(",")] if args.folds else range(len(set(speakers)))
-    probs: dict[str, np.ndarray] = {}
+    probs: dict[str, np.ndarray] = {}  # the shipped model's: the ensemble when seeds > 1
+    seed_probs: dict[int, dict[str, np.ndarray]] = {seed: {} for seed in recipe.seeds}
     start = time.perf_counter()
     for fold in folds:
         tree = args.cache.parent / f"{args.cache.name}-trees-{args.out.stem}" / f"fold{fold}"
         speaker = write_fold_tree(emodb, extra, args.cache, tree, fold, perturbed)
         run_dir = args.cache.parent / f"{args.cache.name}-runs-{args.out.stem}" / f"fold{fold}"
         fold_start = time.perf_counter()
-        model = train_fold(recipe, tree, args.cache, run_dir, clip_len)
-        fold_probs = score_held_out(model, tree, args.cache, recipe.audio)
+        members = train_members(recipe, tree, args.cache, run_dir, clip_len)
+        if len(members) > 1:
+            for seed, member in zip(recipe.seeds, members):
+                seed_probs[seed].update(score_held_out(member, tree, args.cache, recipe.audio))
+        fold_probs = score_held_out(as_one_model(members), tree, args.cache, recipe.audio)
         probs.update(fold_probs)
         done = [i for i in emodb if i.path.stem in fold_probs]
         fold_y = np.array([i.expr for i in done])
@@ -174,8 +182,15 @@ def main(argv: list[str] | None = None) -> dict:
               f"({time.perf_counter() - fold_start:.0f} s)", flush=True)
     timings["model_s"] = time.perf_counter() - start
     scored = np.array([i.path.stem in probs for i in emodb])
-    pred = np.array([probs[i.path.stem].argmax() for i in emodb if i.path.stem in probs])
-    name = f"default-offline, fusion=concat, {recipe.audio}"
+    kept = [i for i in emodb if i.path.stem in probs]
+    for seed, by_seed in seed_probs.items():
+        if by_seed:
+            results[f"  one member: seed {seed}"] = uar_summary(
+                y[scored], np.array([by_seed[i.path.stem].argmax() for i in kept]), speakers[scored]
+            )
+    pred = np.array([probs[i.path.stem].argmax() for i in kept])
+    name = f"default-offline, {recipe.audio}" + (
+        f", ensemble of {len(recipe.seeds)} seeds" if len(recipe.seeds) > 1 else "")
     results[name] = uar_summary(y[scored], pred, speakers[scored])
     if "eGeMAPS functionals + LR" in results and not scored.all():
         base = results["eGeMAPS functionals + LR"]

@@ -7,7 +7,8 @@ weight-free audio features, EXPR head, trained by ``wildaffect train`` on the sp
 plus the CREMA-D clips) with the recipe that ``benchmarks/speech_emotion.py`` cross-validates
 leave-one-speaker-out (both use :mod:`wildaffect.train.voice`: the same recipe and steps).
 EmoDB speaker fold 0 is held out (its UAR is reported, nothing is selected on it); the
-final weights ship.
+final weights of one model per recipe seed ship, as an ensemble averaging their probabilities
+when there are several.
 
     python scripts/train_default_voice.py --data ../shared/data --cache runs/cache/speech
 """
@@ -43,11 +44,12 @@ def main(argv: list[str] | None = None) -> Path:
     from wildaffect.models.package import bundled_model_dir, save_package
     from wildaffect.train.voice import (
         Recipe,
+        as_one_model,
         build_cache,
         score_held_out,
         speech_items,
         speed_perturbed,
-        train_fold,
+        train_members,
         uar,
         write_fold_tree,
     )
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> Path:
     clip_len = max(cache.read_meta(i.path.stem)["n_frames"] for i in emodb + extra + perturbed)
     tree = args.work / "tree"
     speaker = write_fold_tree(emodb, extra, args.cache, tree, 0, perturbed)
-    model = train_fold(recipe, tree, args.cache, args.work / "run", clip_len)
+    model = as_one_model(train_members(recipe, tree, args.cache, args.work / "run", clip_len))
     probs = score_held_out(model, tree, args.cache, recipe.audio)
     held = [i for i in emodb if i.path.stem in probs]
     held_uar = uar(np.array([i.expr for i in held]),
@@ -74,7 +76,10 @@ def main(argv: list[str] | None = None) -> Path:
         "used_for": "audio-only input and videos without any face",
         "architecture": f"default-offline, fusion concat: {recipe.audio} "
                         f"({model.config.d_audio}-d, 20 ms) -> causal AG-SSM -> EXPR head; "
-                        "no face input in training",
+                        "no face input in training"
+                        + (f"; an ensemble of {len(recipe.seeds)} such models (seeds "
+                           f"{list(recipe.seeds)}), their probabilities averaged"
+                           if len(recipe.seeds) > 1 else ""),
         "training_data": {
             "EmoDB": f"{len(emodb)} utterances, 7 speakers (speech-emotion/labels.csv)"
                      + (f", + copies at speeds {list(recipe.speed_perturb)} of the "

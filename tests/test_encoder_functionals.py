@@ -57,6 +57,18 @@ def test_registered_with_named_columns(encoder):
     assert encoder.context_s == 2.0 == functionals_context_s(2.0, 0.5)
 
 
+def test_three_second_variant_reads_three_second_windows(encoder, speech):
+    """``logmel-egemaps-emobase3s``: same columns; the frame at 1.5 s reads [0, 3.0) s (the
+    2.6 s clip, whole), which the 2 s encoder never sees in one window."""
+    wide = create_encoder("logmel-egemaps-emobase3s")
+    assert wide.feature_names == encoder.feature_names
+    assert wide.context_s == 2.0 == functionals_context_s(3.0, 0.5)
+    frame = int(np.argmin(np.abs(frame_centres_s(len(wide.encode(speech))) - 1.5)))
+    window = wide.encode(speech)[frame, N_FRAME_FEATURES:]
+    np.testing.assert_allclose(window, _opensmile_emobase(speech), rtol=1e-3, atol=1e-3)
+    assert not np.allclose(encoder.encode(speech)[frame, N_FRAME_FEATURES:], window, rtol=1e-2)
+
+
 def test_frame_part_is_logmel_egemaps_and_window_part_is_opensmile(encoder, speech):
     features = encoder.encode(speech)  # (Na, 1168)
     plain = create_encoder("logmel-egemaps").encode(speech)

@@ -13,7 +13,8 @@ train. Both expose ``modality``, ``encode(...)`` and their output width (``token
 * ``logmel-compare`` (audio): the same encoder with the 65 ComParE 2016 LLDs in place of
   eGeMAPS' 25 (+ deltas), for voice models that need a richer spectral description.
 * ``logmel-egemaps-emobase`` (audio): ``logmel-egemaps`` + the openSMILE emobase functionals
-  of a 2 s window around each frame: per-utterance statistics for the voice model.
+  of a 2 s window around each frame: per-utterance statistics for voice models;
+  ``logmel-egemaps-emobase3s`` the same over 3 s windows (the voice companion's input).
 """
 
 from __future__ import annotations
@@ -67,9 +68,22 @@ def build_logmel_compare(**kwargs: Any):
     "audio",
     hub_id=None,
     description="logmel-egemaps + openSMILE emobase functionals of a 2 s window around each "
-    "20 ms frame (the voice model's input)",
+    "20 ms frame",
 )
 def build_logmel_egemaps_emobase(**kwargs: Any):
     from wildaffect.encoders.offline_audio import OfflineAudioEncoder
 
     return OfflineAudioEncoder(**{"functionals": "emobase", **kwargs})
+
+
+@register_encoder(
+    "logmel-egemaps-emobase3s",
+    "audio",
+    hub_id=None,
+    description="logmel-egemaps + openSMILE emobase functionals of a 3 s window around each "
+    "20 ms frame (the voice companion's input)",
+)
+def build_logmel_egemaps_emobase3s(**kwargs: Any):
+    from wildaffect.encoders.offline_audio import OfflineAudioEncoder
+
+    return OfflineAudioEncoder(**{"functionals": "emobase", "functional_window_s": 3.0, **kwargs})

@@ -7,6 +7,10 @@ holds only what prediction needs, in safetensors (no code execution on load):
     model.json          {"format": 1, "model_config": ..., "label_names": ..., "outputs": ...,
                          "wildaffect_version": ..., "card": ...}
 
+An ensemble (:class:`~wildaffect.models.ensemble.EnsembleModel`: several trained models of one
+config whose probabilities are averaged) is the same two files: the weights of member ``k``
+under ``members.k.``, and ``"members": K`` in ``model.json``.
+
 ``outputs`` says where each predicted quantity comes from, per task: ``"model"`` (the
 trained head) or the name of a derivation in :mod:`wildaffect.derived` for tasks the model
 was not trained on (e.g. AU from MediaPipe blendshapes). The bundled default model lives in
@@ -23,8 +27,12 @@ from wildaffect.errors import InputError, WildaffectError
 
 if TYPE_CHECKING:
     from wildaffect.models.affect import AffectModel
+    from wildaffect.models.ensemble import EnsembleModel
 
-PACKAGE_FORMAT = 1
+#: Newest package format this version reads; format 2 adds ensembles (``members``), so an
+#: older wildaffect asks to be upgraded instead of failing on their weights.
+PACKAGE_FORMAT = 2
+SINGLE_MODEL_FORMAT = 1
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
 DEFAULT_MODEL = "default"
@@ -36,7 +44,7 @@ def bundled_model_dir(name: str = DEFAULT_MODEL) -> Path:
 
 
 def save_package(
-    model: AffectModel,
+    model: AffectModel | EnsembleModel,
     folder: str | Path,
     *,
     outputs: dict[str, str] | None = None,
@@ -65,7 +73,7 @@ def save_package(
     with atomic_path(folder / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp))
     meta = {
-        "format": PACKAGE_FORMAT,
+        "format": PACKAGE_FORMAT if hasattr(model, "members") else SINGLE_MODEL_FORMAT,
         "model_config": config.to_dict(),
         "label_names": {t.value: list(LABEL_NAMES[t.value]) for t in config.tasks},
         "outputs": sources,
@@ -74,6 +82,8 @@ def save_package(
     }
     if voice_model is not None:
         meta["voice_model"] = voice_model
+    if hasattr(model, "members"):
+        meta["members"] = len(model.members)
     atomic_write_text(folder / META_FILE, json.dumps(meta, indent=2) + "\n")
     return folder
 
@@ -98,8 +108,8 @@ def read_package_meta(folder: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_package(folder: str | Path) -> tuple[AffectModel, dict[str, Any]]:
-    """-> (model in eval mode, its ``model.json``)."""
+def load_package(folder: str | Path) -> tuple[AffectModel | EnsembleModel, dict[str, Any]]:
+    """-> (model in eval mode, its ``model.json``); an ensemble when it names ``members``."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -115,7 +125,16 @@ def load_package(folder: str | Path) -> tuple[AffectModel, dict[str, Any]]:
         config = ModelConfig.from_dict(meta["model_config"])
     except (TypeError, ValueError) as err:
         raise InputError(folder / META_FILE, f"invalid model_config ({err})") from None
-    model = AffectModel(config)
+    members = meta.get("members")
+    if members is None:
+        model = AffectModel(config)
+    elif isinstance(members, int) and not isinstance(members, bool) and members >= 1:
+        from wildaffect.models.ensemble import EnsembleModel
+
+        model = EnsembleModel([AffectModel(config) for _ in range(members)])
+    else:
+        raise InputError(folder / META_FILE,
+                         f"members must be a whole number >= 1, got {members!r}")
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as err:
@@ -128,7 +147,7 @@ def load_package(folder: str | Path) -> tuple[AffectModel, dict[str, Any]]:
     return model.eval(), meta
 
 
-def load_any(model: str | Path | None) -> tuple[AffectModel, dict[str, Any]]:
+def load_any(model: str | Path | None) -> tuple[AffectModel | EnsembleModel, dict[str, Any]]:
     """``--model`` as a user gives it: None (the bundled default), a bundled name, a package
     folder or a training checkpoint (``.ckpt``: every task the checkpoint trained comes from
     the model)."""

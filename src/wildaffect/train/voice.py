@@ -56,6 +56,8 @@ class Recipe:
     # f times faster (tempo and pitch scaled by f), one per factor; () = off. (0.9, 1.1) moved
     # 4 LOSO folds by +0.09, -0.02, +0.03, -0.08 for 3x the training time: off.
     speed_perturb: tuple[float, ...] = ()
+    # One model per seed; more than one ship as an ensemble (their probabilities averaged).
+    seeds: tuple[int, ...] = (0,)
 
 
 # ------------------------------------------------------------------------------- data
@@ -150,8 +152,10 @@ def write_fold_tree(
 # ------------------------------------------------------------------------------- model
 
 
-def train_fold(recipe: Recipe, tree: Path, cache_dir: Path, run_dir: Path, clip_len: int):
-    """Fit one fold; -> the loaded final model (eval mode)."""
+def train_fold(
+    recipe: Recipe, tree: Path, cache_dir: Path, run_dir: Path, clip_len: int, seed: int = 0
+):
+    """Fit one fold with one seed; -> the loaded final model (eval mode)."""
     from wildaffect.train.config import TrainConfig
     from wildaffect.train.run import FINAL_CHECKPOINT, load_model, train
 
@@ -163,12 +167,27 @@ def train_fold(recipe: Recipe, tree: Path, cache_dir: Path, run_dir: Path, clip_
         weight_decay=recipe.weight_decay, warmup_epochs=recipe.warmup_epochs,
         batch_size=recipe.batch_size, balanced=recipe.balanced,
         class_weight_power=recipe.class_weight_power, label_smoothing=recipe.label_smoothing,
-        clip_len=clip_len, clip_stride=clip_len, progress_bar=False, seed=0,
+        clip_len=clip_len, clip_stride=clip_len, progress_bar=False, seed=seed,
         val_every_n_epochs=recipe.epochs,  # validation only scores the final weights
         audio_mask=recipe.mask,
     )  # fmt: skip
     train(config)
     return load_model(run_dir / FINAL_CHECKPOINT)
+
+
+def train_members(
+    recipe: Recipe, tree: Path, cache_dir: Path, run_dir: Path, clip_len: int
+) -> list:
+    """One final model per seed of the recipe (runs in ``run_dir/seed<k>``)."""
+    return [train_fold(recipe, tree, cache_dir, run_dir / f"seed{seed}", clip_len, seed)
+            for seed in recipe.seeds]  # fmt: skip
+
+
+def as_one_model(members: list):
+    """The model that ships: the only member, or an ensemble averaging their probabilities."""
+    from wildaffect.models.ensemble import EnsembleModel
+
+    return members[0] if len(members) == 1 else EnsembleModel(members)
 
 
 def score_held_out(model, tree: Path, cache_dir: Path, audio: str = AUDIO) -> dict[str, np.ndarray]:
