@@ -14,9 +14,11 @@ Steps (the cache is reused by later runs):
    tree whose ``Validation_Set`` is that speaker (7 speakers, 7 group folds: one speaker per
    fold, checked); CREMA-D records, a speaker of their own, are added to ``Train_Set``. Then
    ``wildaffect.train.run.train`` fits ``default-offline`` with ``fusion="concat"`` (the audio
-   enters the per-frame sequence, the visual input is the learned no-face token), and the
-   *final* weights (no checkpoint picked on the held-out speaker) score each held-out utterance
-   by the mean over its frames of P(class), argmax over the 8 ABAW classes.
+   enters the per-frame sequence, the visual input is the learned no-face token), once per
+   seed of ``--seeds``, and the *final* weights (no checkpoint picked on the held-out speaker)
+   score each held-out utterance by the mean over its frames of P(class), argmax over the 8
+   ABAW classes. With several seeds each model is scored alone (the run-to-run spread) and
+   as the :class:`~wildaffect.models.ensemble.EnsembleModel` of them (what ships).
 3. Baseline, same folds: eGeMAPSv02 functionals (88) of each original wav, standardised,
    logistic regression (scikit-learn defaults, ``max_iter`` raised), fitted per fold.
 
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speech_emotion.json"))
     parser.add_argument("--epochs", type=int, default=Recipe.epochs)
     parser.add_argument("--lr", type=float, default=Recipe.lr)
+    parser.add_argument("--weight-decay", type=float, default=Recipe.weight_decay)
     parser.add_argument("--no-input-norm", action="store_true")
     parser.add_argument("--balanced", action="store_true", help="class-balanced clip sampler")
     parser.add_argument("--class-weight-power", type=float, default=Recipe.class_weight_power)
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.set_num_threads(args.threads)
     recipe = Recipe(
-        epochs=args.epochs, lr=args.lr, input_norm=not args.no_input_norm,
+        epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, input_norm=not args.no_input_norm,
         balanced=args.balanced, class_weight_power=args.class_weight_power,
         label_smoothing=args.label_smoothing, crema_d=not args.no_crema_d,
         model=dict(parse_override(s) for s in args.set),
