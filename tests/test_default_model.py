@@ -78,8 +78,14 @@ def test_audio_only_input_goes_to_the_voice_companion(predictor, fixtures_dir):
     np.testing.assert_allclose(np.diff(table["time_s"]), 0.02, atol=1e-9)
     assert (table["face"] == 0).all() and table[list(AU_NAMES)].isna().all(axis=None)
     np.testing.assert_allclose(table[list(EXPR_NAMES)].sum(axis=1), 1.0, atol=1e-5)
-    _, meta = load_package(bundled_model_dir("default-voice"))
+    voice, meta = load_package(bundled_model_dir("default-voice"))
     assert meta["model_config"]["d_audio"] > 0 and meta["outputs"]["EXPR"] == "model"
+    # What ships is what the recipe (and so the model card's cross-validation) describes.
+    from wildaffect.train.voice import Recipe
+
+    recipe = Recipe()
+    assert meta["model_config"]["audio_encoder"] == recipe.audio
+    assert len(getattr(voice, "members", [voice])) == meta.get("members", 1) == len(recipe.seeds)
 
 
 def test_the_voice_changes_a_talking_face_prediction(predictor, fixtures_dir):
