@@ -138,8 +138,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.set_num_threads(args.threads)
     recipe = Recipe(
-        epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, input_norm=not args.no_input_norm,
-        balanced=args.balanced, class_weight_power=args.class_weight_power,
+        epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
+        input_norm=not args.no_input_norm, balanced=args.balanced, class_weight_power=args.class_weight_power,
         label_smoothing=args.label_smoothing, crema_d=not args.no_crema_d,
         model=dict(parse_override(s) for s in args.set),
         mask=tuple(int(v) for v in args.mask.split(",")) if args.mask else None,

@@ -2,7 +2,7 @@
 
 Models trained from different seeds on the same data make different errors; averaging their
 probabilities (Dietterich 2000) is the usual cure for the run-to-run spread of small training
-sets (the voice companion's leave-one-speaker-out UAR moves by ~0.02 between seeds). The
+sets (one voice model's leave-one-speaker-out UAR moves by up to 0.04 between seeds). The
 ensemble keeps :class:`~wildaffect.models.affect.AffectModel`'s contract, so the predictor and
 the package format take either: ``forward(batch, state) -> ModelOutput`` whose outputs are
 logits (AU, EXPR) and values (VA), and whose ``state`` carries every member's temporal state.

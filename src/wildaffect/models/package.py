@@ -72,8 +72,9 @@ def save_package(
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(folder / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp))
+    ensemble = hasattr(model, "members")
     meta = {
-        "format": PACKAGE_FORMAT if hasattr(model, "members") else SINGLE_MODEL_FORMAT,
+        "format": PACKAGE_FORMAT if ensemble else SINGLE_MODEL_FORMAT,
         "model_config": config.to_dict(),
         "label_names": {t.value: list(LABEL_NAMES[t.value]) for t in config.tasks},
         "outputs": sources,
@@ -82,7 +83,7 @@ def save_package(
     }
     if voice_model is not None:
         meta["voice_model"] = voice_model
-    if hasattr(model, "members"):
+    if ensemble:
         meta["members"] = len(model.members)
     atomic_write_text(folder / META_FILE, json.dumps(meta, indent=2) + "\n")
     return folder
