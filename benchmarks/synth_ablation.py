@@ -77,6 +77,26 @@ What it showed (2026-12; ``synth_audio_lead.py`` for the block on the audio alon
   AU_REGIONS carry no evidence of the audio-led AUs in this variant) are symmetric in the two
   AUs. So what the audio-guided SSM shows is "it learns A delayed audio -> AU link at this
   budget where the TCN and the plain Mamba (seeds 0-2) learn none", not "AU12's, not AU25's".
+- more epochs or more data (issue #5; abaw-full, audio-only, ``--only-audio-led``, F1 @0.5,
+  AU12 / AU25 against that run's own all-positive F1): more EPOCHS do not add the second link,
+  more DATA does. Seed 2 (48 x 15: AU12 +16, AU25 33.4 vs 36.1): 48 x 30 47.7 / 18.3, 48 x 45
+  38.0 / 16.4 (all-positive 38.5 / 36.1); seed 6 (48 x 15: 31.9 / 53.2): 48 x 30 27.2 / 47.4,
+  48 x 45 22.1 / 45.4 (36.3 / 40.9). The per-epoch validation F1 (``logs/metrics.csv``) shows
+  why: the learned link peaks at epochs 7-16 and then decays (overfitting 48 videos) while the
+  other one drifts BELOW all-positive (the model learns to say "off"), never up. 96 x 15 (the
+  same 2880 optimiser steps as 48 x 30; the first 48 training videos the same, the
+  validation videos not): seed 2 learns BOTH, 54.3 / 63.7 vs 35.7 / 41.9 (+19 / +22); seed 6
+  still one, 32.7 / 60.5 vs 33.9 / 39.7. So it is not the number of steps: at 48 videos one
+  link is learned and then overfitted; with twice the cue -> onset pairs both links can be
+  learned (one seed of two; not a sweep). Controls at 48 x 15 on the seeds added for issue
+  #5 (AU12 / AU25, TCN then plain Mamba, all-positive in brackets): seed 3 33.8 / 45.2, 36.2 /
+  43.3 (37.1 / 41.2); 4 32.1 / 41.8, 33.2 / 32.1 (39.7 / 39.6); 5 27.8 / 44.0, 38.6 / 40.9
+  (39.8 / 41.7); 6 37.8 / 43.4, 33.0 / 42.0 (36.3 / 40.9): neither learns either link (best
+  +4, TCN AU25 seed 3) where abaw-full learns one on seeds 4 5 6 (+11 to +21): the "A link,
+  none for the controls" reading now holds on seeds 0-6. Commands: ``--seeds 2 6 --presets
+  abaw-full`` with ``--epochs 30``, ``--epochs 45`` or ``--train-videos 96``, and ``--seeds
+  3 4 5 6 --presets hga-xattn-tcn-asl abaw-hga-mamba`` (each its own ``--out``; the rest as
+  below).
 
 So the claim "the audio-guided SSM beats the TCN and the plain Mamba on the audio-led AUs" holds
 for at most one audio-led AU per run (which one: chance of the seed), and only in the
