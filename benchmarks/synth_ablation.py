@@ -69,8 +69,8 @@ What it showed (2026-12; ``synth_audio_lead.py`` for the block on the audio alon
     all-positive); on seed 2 neither column is learned: the initialisation matters too;
   - ``abaw-full-wide`` (d_inner 64, d_state 16 instead of 16, 8), seeds 4 5: AU25 54.7, 58.0
     and AU12 at all-positive (37.1, 36.0 vs 39.7, 39.8): a 4x wider SSM flips the winner and
-    still learns one link, so it is not the state size but the budget / optimisation (one
-    link gets learned first and the other is not picked up in 15 epochs).
+    still learns one link, so it is not the state size (the next entry: not the number of
+    epochs either, but the number of cue -> onset examples).
 
   The generator (cue counts, onsets, cue strength along each direction, cosine 0.21 between
   the two directions on seed 0) and the model (no AU-specific path: one shared linear AU head;
@@ -99,8 +99,9 @@ What it showed (2026-12; ``synth_audio_lead.py`` for the block on the audio alon
   below).
 
 So the claim "the audio-guided SSM beats the TCN and the plain Mamba on the audio-led AUs" holds
-for at most one audio-led AU per run (which one: chance of the seed), and only in the
-audio-only, audio-led-labels-only setting (issue #5). Run by hand:
+at 48 training videos for at most one audio-led AU per run (which one: chance of the seed;
+seeds 0-6, where the controls learn none), at 96 videos for both on one seed of two, and only
+in the audio-only, audio-led-labels-only setting (issue #5). Run by hand:
 
     python benchmarks/synth_ablation.py --out /tmp/synth-lead --seeds 0 1 2 --train-videos 48 \\
         --val-videos 12 --epochs 15 --only-audio-led --audio-led-amplitude 0 \\
