@@ -121,8 +121,10 @@ def test_hop_must_divide_a_second():
         WindowFunctionals("nope")
 
 
-def test_streamed_features_equal_one_pass(encoder, speech, tmp_path, monkeypatch):
-    """Blocks of 1 s with the encoder's 2 s context reproduce the one-pass features."""
+@pytest.mark.parametrize("name", ["logmel-egemaps-emobase", "logmel-egemaps-emobase3s"])
+def test_streamed_features_equal_one_pass(name, speech, tmp_path, monkeypatch):
+    """Blocks of 1 s with the encoder's 2 s context reproduce the one-pass features (the 3 s
+    windows reach exactly that far: window / 2 + hop = 2 s)."""
     import wildaffect.predict.audio as audio_module
     from wildaffect.extract import RunOptions, encode_audio, load_encoder
 
@@ -134,7 +136,7 @@ def test_streamed_features_equal_one_pass(encoder, speech, tmp_path, monkeypatch
         out.setframerate(SR)
         out.writeframes((np.clip(long, -1, 1) * 32767).astype("<i2").tobytes())
     samples = read_audio(path).samples
-    loaded, options = load_encoder("logmel-egemaps-emobase", "audio"), RunOptions()
+    loaded, options = load_encoder(name, "audio"), RunOptions()
     whole = encode_audio(samples, loaded, options)
     monkeypatch.setattr(audio_module, "BLOCK_FRAMES", 50)  # 1 s blocks: a multiple of the hop
     stream = audio_module.AudioFeatureStream(path, loaded, options)
