@@ -186,3 +186,24 @@ def test_bfloat16_autocast_close_to_float32():
         y16, _ = block(x, audio)
     assert torch.isfinite(y16).all()
     torch.testing.assert_close(y16.float(), y32, rtol=5e-2, atol=5e-2)
+
+
+@pytest.mark.parametrize("audio_guided", [True, False])
+def test_padded_batch_gives_each_sequence_its_unpadded_output(audio_guided):
+    """Right padding (``valid`` False) stays out of both branches' states: every real frame of a
+    padded batch gets what its sequence alone gets; without ``valid`` the backward branch would
+    start in the padding."""
+    torch.manual_seed(0)
+    stack = AGSSM(D_MODEL, D_AUDIO, 2, d_state=D_STATE, d_inner=D_INNER, bidirectional=True,
+                  audio_guided=audio_guided).eval()
+    x, audio = make_inputs(batch=2, length=11)
+    lengths = (11, 6)
+    valid = torch.arange(11)[None, :] < torch.tensor(lengths)[:, None]  # (B, L)
+    padded_x = torch.where(valid[..., None], x, torch.zeros(()))
+    padded_audio = torch.where(valid[..., None], audio, torch.zeros(()))
+    y, _ = stack(padded_x, padded_audio, valid=valid)
+    for i, n in enumerate(lengths):
+        alone, _ = stack(x[i : i + 1, :n], audio[i : i + 1, :n])
+        torch.testing.assert_close(y[i : i + 1, :n], alone, rtol=1e-5, atol=1e-6)
+    unmasked, _ = stack(padded_x, padded_audio)
+    assert (unmasked[1, :6] - y[1, :6]).abs().max() > 1e-4

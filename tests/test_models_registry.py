@@ -251,3 +251,29 @@ def test_face_frames_only_visual_path_equals_the_dense_reference(name):
     torch.testing.assert_close(fast, reference, atol=1e-6, rtol=1e-5)
     assert torch.equal(normed["visual"][face_mask], full["visual"][face_mask])
     assert torch.equal(none_fast, model.region_pool(model.hga.no_face).expand_as(none_fast))
+
+
+def _right_padded(batch: dict, extra: int) -> dict:
+    """The batch with ``extra`` padding frames appended as ``collate`` pads: zeros, masks False,
+    ``valid_mask`` marking the real frames."""
+    padded = {}
+    for key, value in batch.items():
+        fill = torch.zeros((value.shape[0], extra, *value.shape[2:]), dtype=value.dtype)
+        padded[key] = torch.cat([value, fill], dim=1)
+    padded["valid_mask"] = torch.cat(
+        [torch.ones(B, T, dtype=torch.bool), torch.zeros(B, extra, dtype=torch.bool)], dim=1
+    )
+    return padded
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_right_padding_does_not_change_the_real_frames(name):
+    """Training clips are right-padded to a common length (``collate``); a bidirectional or
+    attending temporal model must give the real frames what the unpadded sequence gives them."""
+    model = tiny(name).eval()
+    batch = make_batch(model.config)
+    whole = model(batch).outputs
+    padded = model(_right_padded(batch, extra=5)).outputs
+    for task, y in whole.items():
+        torch.testing.assert_close(padded[task][:, :T], y, rtol=1e-4, atol=1e-5,
+                                   msg=lambda m, task=task: f"{name} {task}: {m}")

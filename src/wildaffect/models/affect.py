@@ -44,9 +44,7 @@ class _PlainSSM(nn.Module):
         self.ssm = ssm
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        if mask is not None:
-            x = x.masked_fill(~mask[..., None], 0.0)
-        y, _ = self.ssm(x)
+        y, _ = self.ssm(x, valid=mask)
         return y if mask is None else y.masked_fill(~mask[..., None], 0.0)
 
 
@@ -282,6 +280,10 @@ class AffectModel(nn.Module):
             a = a * torch.where(mask, vad.to(a.dtype), a.new_zeros(()))[..., None]
         if self.config.audio_segment:
             a, mask = self.audio_pool(a, mask)
+            valid = batch.get("valid_mask")
+            if valid is not None:  # a segment's descriptor reaches its real frames, not padding
+                mask = mask & valid
+                a = torch.where(mask[..., None], a, a.new_zeros(()))
         return a, mask
 
     def encode_extras(self, batch: Mapping[str, Tensor], like: Tensor) -> dict[str, tuple]:
@@ -338,7 +340,7 @@ class AffectModel(nn.Module):
         x, audio_for_ssm = self._fuse(v, a, face_mask, audio_mask, streams, batch.get("vad"))
         new_state = None
         if cfg.temporal in ("ag_ssm", "mamba"):
-            x, new_state = self.temporal(x, audio_for_ssm, audio_mask, state)
+            x, new_state = self.temporal(x, audio_for_ssm, audio_mask, state, valid)
         elif cfg.temporal in SEQUENCE_TEMPORALS:
             if state is not None:
                 raise ValueError(f"temporal model {cfg.temporal!r} cannot carry state")

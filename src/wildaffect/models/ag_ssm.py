@@ -15,6 +15,12 @@ Data flow of one block (x: (B, L, d_model) visual tokens, a: (B, L, d_audio) aud
         delta, B, C = projections of h                  delta via low-rank dt_rank -> d_inner
         y   = selective_scan(x_c, delta, A, B, C, D, z)
     out = x + dropout(out_proj(sum of branches))        residual
+
+Padding: with ``valid`` (B, L) given, x_in and x_c are zeroed on padded frames, so the state
+stays exactly zero through them (h = exp(delta A) h + delta B x with h = 0, x = 0) and the
+convolution sees the zeros an unpadded sequence starts with. The time-reversed branch of a
+right-padded sequence therefore meets its last real frame as if the sequence ended there:
+valid outputs equal those of the unpadded sequence.
 """
 
 from __future__ import annotations
@@ -105,10 +111,15 @@ class SSMBranch(nn.Module):
         z: torch.Tensor,
         audio: torch.Tensor | None,
         state: BlockState | None = None,
+        valid: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, BlockState]:
-        """x_in, z: (B, L, d_inner); audio: (B, L, d_audio) -> y (B, L, d_inner), new state."""
+        """x_in, z: (B, L, d_inner); audio: (B, L, d_audio); valid: (B, L) bool, False on
+        padding (kept out of the state) -> y (B, L, d_inner), new state."""
         batch = x_in.shape[0]
+        keep = None if valid is None else valid[:, None, :].to(x_in.dtype)  # (B, 1, L)
         x_in = x_in.transpose(1, 2)  # (B, d_inner, L)
+        if keep is not None:
+            x_in = x_in * keep
         if state is None:
             tail = x_in.new_zeros(batch, self.d_inner, self.d_conv - 1)
             ssm_state = None
@@ -117,6 +128,8 @@ class SSMBranch(nn.Module):
         x_padded = torch.cat([tail.to(x_in.dtype), x_in], dim=-1)  # (B, d_inner, K-1+L)
         new_tail = x_padded[:, :, x_padded.shape[-1] - (self.d_conv - 1) :]
         x_conv = F.silu(self.conv1d(x_padded))  # (B, d_inner, L): causal
+        if keep is not None:
+            x_conv = x_conv * keep
         delta, b, c = self.selection_params(x_conv.transpose(1, 2), audio)
         y, new_ssm_state = selective_scan(
             x_conv,
@@ -216,17 +229,21 @@ class AGSSMBlock(nn.Module):
         audio: torch.Tensor | None = None,
         audio_mask: torch.Tensor | None = None,
         state: BlockState | None = None,
+        valid: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, BlockState | None]:
-        """x: (B, L, d_model) -> (y: (B, L, d_model), new state; None when bidirectional)."""
+        """x: (B, L, d_model); valid: (B, L) bool, False on padding, or None ->
+        (y: (B, L, d_model), new state; None when bidirectional)."""
         if state is not None and self.bidirectional:
             raise ValueError(
                 "AGSSMBlock: streaming state is not defined for a bidirectional block "
                 "(its backward branch needs the whole sequence); pass state=None"
             )
         x_in, z, a = self.mix_inputs(x, audio, audio_mask)
-        y, new_state = self.forward_branch(x_in, z, a, state)
+        y, new_state = self.forward_branch(x_in, z, a, state, valid)
         if self.backward_branch is not None:
-            y_back, _ = self.backward_branch(x_in.flip(1), z.flip(1), _flip_time(a))
+            y_back, _ = self.backward_branch(
+                x_in.flip(1), z.flip(1), _flip_time(a), valid=_flip_time(valid)
+            )
             y = y + y_back.flip(1)
             new_state = None
         return x + self.dropout(self.out_proj(y)), new_state
@@ -253,12 +270,15 @@ class AGSSM(nn.Module):
         audio: torch.Tensor | None = None,
         audio_mask: torch.Tensor | None = None,
         state: list[BlockState] | None = None,
+        valid: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[BlockState | None]]:
-        """x: (B, L, d_model) -> (B, L, d_model), per-layer states."""
+        """x: (B, L, d_model); valid: (B, L) bool, False on padding -> (B, L, d_model),
+        per-layer states."""
         if state is not None and len(state) != len(self.layers):
             raise ValueError(f"AGSSM: expected {len(self.layers)} layer states, got {len(state)}")
         new_states = []
         for i, layer in enumerate(self.layers):
-            x, layer_state = layer(x, audio, audio_mask, None if state is None else state[i])
+            layer_state = None if state is None else state[i]
+            x, layer_state = layer(x, audio, audio_mask, layer_state, valid)
             new_states.append(layer_state)
         return self.norm(x), new_states
