@@ -125,16 +125,24 @@ def build_cache(items: list[SpeechItem], cache_dir: Path, audio: str = AUDIO) ->
 
 def write_fold_tree(
     emodb: list[SpeechItem], extra: list[SpeechItem], cache_dir: Path, out: Path, fold: int,
-    perturbed: list[SpeechItem] = (),
+    perturbed: list[SpeechItem] = (), drop_train_speakers: int = 0,
 ) -> str:
     """ABAW tree with one EmoDB speaker as Validation_Set (+ CREMA-D and the ``perturbed``
-    copies of the other speakers in Train) -> that speaker."""
+    copies of the other speakers in Train) -> that speaker.
+
+    ``drop_train_speakers`` K > 0 also takes the K EmoDB speakers that follow the held-out one
+    (sorted, wrapping round) out of Train_Set: the same test speaker from fewer training
+    speakers, for a learning curve over speakers.
+    """
     from wildaffect.data.abaw import ANNOTATION_SUFFIX, format_annotation
     from wildaffect.data.cache import FeatureCache
     from wildaffect.data.labelled import LabelledItem, write_expression_tree
     from wildaffect.labels import TASK_SPECS, Task
 
     speakers = sorted({i.speaker for i in emodb})
+    if not 0 <= drop_train_speakers <= len(speakers) - 2:
+        raise ValueError(f"drop_train_speakers must be in 0..{len(speakers) - 2} "
+                         f"({len(speakers)} speakers), got {drop_train_speakers}")
     items = [LabelledItem(i.path, i.expr, i.speaker) for i in emodb]
     summary = write_expression_tree(
         items, cache_dir, out, folds=len(speakers), validation_fold=fold, seed=0
@@ -142,14 +150,38 @@ def write_fold_tree(
     held_out = {i.speaker for i in emodb if i.path.stem in set(summary.videos[VALIDATION])}
     if len(held_out) != 1:
         raise SystemExit(f"fold {fold} holds speakers {sorted(held_out)}, not exactly one")
+    (speaker,) = held_out
+    after = speakers.index(speaker) + 1
+    dropped = {speakers[(after + k) % len(speakers)] for k in range(drop_train_speakers)}
     cache = FeatureCache(cache_dir)
     train_dir = out / TASK_SPECS[Task.EXPR].challenge_dir / "Train_Set"
+    for item in emodb:
+        if item.speaker in dropped:
+            (train_dir / f"{item.path.stem}{ANNOTATION_SUFFIX}").unlink()
     # Another corpus's speakers, and the training speakers' perturbed copies: training data.
-    for item in [*extra, *(i for i in perturbed if i.speaker not in held_out)]:
+    for item in [*extra, *(i for i in perturbed if i.speaker not in held_out | dropped)]:
         n_frames = cache.read_array(item.path.stem, "has_face", mmap=True).shape[0]
         text = format_annotation(Task.EXPR, np.full(n_frames, item.expr))
         (train_dir / f"{item.path.stem}{ANNOTATION_SUFFIX}").write_text(text)
-    return held_out.pop()
+    return speaker
+
+
+def train_on_validation_too(tree: Path) -> int:
+    """Copy the tree's Validation_Set annotations into its Train_Set -> files copied.
+
+    For the shipped model: trained on every speaker, its validation score is then a fit to
+    training data (a check that the package works), and the leave-one-speaker-out figure is
+    the estimate for new speakers.
+    """
+    import shutil
+
+    from wildaffect.labels import TASK_SPECS, Task
+
+    task_dir = tree / TASK_SPECS[Task.EXPR].challenge_dir
+    files = sorted((task_dir / VALIDATION).iterdir())
+    for path in files:
+        shutil.copyfile(path, task_dir / "Train_Set" / path.name)
+    return len(files)
 
 
 # ------------------------------------------------------------------------------- model
