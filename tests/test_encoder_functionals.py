@@ -9,10 +9,12 @@ import pytest
 
 from wildaffect.encoders.offline_audio import WINDOW_PREFIX, OfflineAudioEncoder, frame_centres_s
 from wildaffect.encoders.offline_functionals import (
+    COMPARE_SOFT_LOG_ABOVE,
     SQRT_PREFIX,
     SQUARED_SUFFIX,
     WindowFunctionals,
     functionals_context_s,
+    soft_log,
 )
 from wildaffect.encoders.registry import create_encoder, get_spec
 from wildaffect.io.media import read_audio
@@ -33,11 +35,13 @@ def speech(fixtures_dir) -> np.ndarray:
     return read_audio(fixtures_dir / "media" / "1002_DFA_HAP_XX.mp3").samples
 
 
-def _opensmile_emobase(samples: np.ndarray) -> np.ndarray:
+def _opensmile_emobase(samples: np.ndarray, feature_set: str = "emobase") -> np.ndarray:
+    """openSMILE's functionals of the whole of ``samples``, squared errors as their roots."""
     import opensmile
 
     smile = opensmile.Smile(
-        feature_set=opensmile.FeatureSet.emobase, feature_level=opensmile.FeatureLevel.Functionals
+        feature_set=getattr(opensmile.FeatureSet, feature_set),
+        feature_level=opensmile.FeatureLevel.Functionals,
     )
     row = smile.process_signal(samples, SR)
     names = list(row.columns)
@@ -121,7 +125,38 @@ def test_hop_must_divide_a_second():
         WindowFunctionals("nope")
 
 
-@pytest.mark.parametrize("name", ["logmel-egemaps-emobase", "logmel-egemaps-emobase3s"])
+def test_soft_log_is_the_identity_up_to_the_bound_and_logarithmic_beyond():
+    x = np.array([-1e12, -5000.0, -1000.0, -3.5, 0.0, 999.0, 1000.0, 2718.281828, 1e12])
+    c = 1000.0
+    expected = [-(c + c * np.log(1e9)), -(c + c * np.log(5)), -c, -3.5, 0.0, 999.0, c, 2 * c,
+                c + c * np.log(1e9)]  # hand-computed: c (1 + ln(|x| / c)) beyond c
+    np.testing.assert_allclose(soft_log(x, c), expected, rtol=1e-6)
+    # Continuous with slope 1 at the bound, so nearby values keep their order and spacing.
+    eps = 1e-3
+    np.testing.assert_allclose((soft_log(np.array([c + eps]), c) - c) / eps, 1.0, rtol=1e-3)
+    with pytest.raises(ValueError, match="soft_log_above must be > 0"):
+        WindowFunctionals("emobase", soft_log_above=0.0)
+
+
+def test_compare_variant_is_opensmile_compare_compressed_into_float16(speech):
+    """``logmel-egemaps-compare3s``: the frame at 1.5 s reads the whole 2.6 s clip; its window
+    part is openSMILE's ComParE 2016 functionals of it, soft-log-compressed beyond 1000, and
+    every value stays finite in the float16 feature cache (raw ComParE values do not)."""
+    encoder = create_encoder("logmel-egemaps-compare3s")
+    assert get_spec("logmel-egemaps-compare3s").hub_id is None
+    assert encoder.feature_dim == N_FRAME_FEATURES + 6373 and encoder.context_s == 2.0
+    features = encoder.encode(speech)
+    frame = int(np.argmin(np.abs(frame_centres_s(len(features)) - 1.5)))
+    raw = _opensmile_emobase(speech, "ComParE_2016")
+    np.testing.assert_allclose(features[frame, N_FRAME_FEATURES:],
+                               soft_log(raw, COMPARE_SOFT_LOG_ABOVE), rtol=1e-3, atol=1e-3)
+    assert np.abs(raw).max() > 65504  # why the compression is needed
+    assert np.isfinite(features.astype(np.float16)).all()
+
+
+@pytest.mark.parametrize(
+    "name", ["logmel-egemaps-emobase", "logmel-egemaps-emobase3s", "logmel-egemaps-compare3s"]
+)
 def test_streamed_features_equal_one_pass(name, speech, tmp_path, monkeypatch):
     """Blocks of 1 s with the encoder's 2 s context reproduce the one-pass features (the 3 s
     windows reach exactly that far: window / 2 + hop = 2 s)."""

@@ -14,7 +14,10 @@ train. Both expose ``modality``, ``encode(...)`` and their output width (``token
   eGeMAPS' 25 (+ deltas), for voice models that need a richer spectral description.
 * ``logmel-egemaps-emobase`` (audio): ``logmel-egemaps`` + the openSMILE emobase functionals
   of a 2 s window around each frame: per-utterance statistics for voice models;
-  ``logmel-egemaps-emobase3s`` the same over 3 s windows (the voice companion's input).
+  ``logmel-egemaps-emobase3s`` the same over 3 s windows;
+* ``logmel-egemaps-compare3s`` (audio): ``logmel-egemaps`` + the 6373 openSMILE ComParE 2016
+  functionals of a 3 s window around each frame, log-compressed beyond +-1000 so that float16
+  caches hold them (the voice companion's input).
 """
 
 from __future__ import annotations
@@ -81,9 +84,26 @@ def build_logmel_egemaps_emobase(**kwargs: Any):
     "audio",
     hub_id=None,
     description="logmel-egemaps + openSMILE emobase functionals of a 3 s window around each "
-    "20 ms frame (the voice companion's input)",
+    "20 ms frame",
 )
 def build_logmel_egemaps_emobase3s(**kwargs: Any):
     from wildaffect.encoders.offline_audio import OfflineAudioEncoder
 
     return OfflineAudioEncoder(**{"functionals": "emobase", "functional_window_s": 3.0, **kwargs})
+
+
+@register_encoder(
+    "logmel-egemaps-compare3s",
+    "audio",
+    hub_id=None,
+    description="logmel-egemaps + openSMILE ComParE 2016 functionals of a 3 s window around "
+    "each 20 ms frame, log-compressed beyond +-1000 (the voice companion's input)",
+)
+def build_logmel_egemaps_compare3s(**kwargs: Any):
+    from wildaffect.encoders.offline_audio import OfflineAudioEncoder
+    from wildaffect.encoders.offline_functionals import COMPARE_SOFT_LOG_ABOVE
+
+    return OfflineAudioEncoder(**{
+        "functionals": "ComParE_2016", "functional_window_s": 3.0,
+        "functional_soft_log_above": COMPARE_SOFT_LOG_ABOVE, **kwargs,
+    })

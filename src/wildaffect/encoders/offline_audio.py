@@ -211,6 +211,7 @@ class OfflineAudioEncoder:
         self, n_mels: int = 64, use_egemaps: bool = True, use_deltas: bool = True,
         use_compare: bool = False, functionals: str | None = None,
         functional_window_s: float = DEFAULT_WINDOW_S, functional_hop_s: float = DEFAULT_HOP_S,
+        functional_soft_log_above: float | None = None,
     ):  # fmt: skip
         if n_mels < 1:
             raise ValueError(f"n_mels must be >= 1, got {n_mels}")
@@ -222,7 +223,8 @@ class OfflineAudioEncoder:
         self._smile = None
         self._smile_compare = None
         self._functionals = (
-            WindowFunctionals(functionals, functional_window_s, functional_hop_s)
+            WindowFunctionals(functionals, functional_window_s, functional_hop_s,
+                              soft_log_above=functional_soft_log_above)
             if functionals else None
         )  # fmt: skip
         names = [f"logmel{k}" for k in range(n_mels)]
