@@ -32,7 +32,10 @@ re-run gave bitwise-identical weights), and the training videos are drawn first,
 ``--val-videos`` changes only the scoring: use 12, with 3 the all-positive F1 alone moves by
 +-8 between seeds.
 
-What it showed (2026-12; ``synth_audio_lead.py`` for the block on the audio alone):
+What it showed (2026-12; ``synth_audio_lead.py`` for the block on the audio alone). Every run
+below predates commit 3d0e1d7, from which right padding stays out of the bidirectional SSMs'
+states: before it, the last, padded training clip of each video (1 clip in 4 at 600 frames)
+fed the backward branch 40-200 padding frames first. Re-run before quoting a small difference.
 
 - the default budget (9 training videos of 600 frames, ~24 cue -> onset pairs per audio-led AU,
   6 epochs of batch 2, ~110 steps) is far too small for ANY block to learn the 71-frame delayed
