@@ -26,7 +26,8 @@ from wildaffect.labels import EXPR_NAMES
 
 VISUAL = "mediapipe-regions"
 #: Frame descriptors + a 3 s window's ComParE 2016 functionals (utterance statistics). LOSO
-#: UAR, one model per seed 0 / 1 / 2, same recipe otherwise: ComParE 3 s 0.680 / - / -;
+#: UAR, one model per seed 0 / 1 / 2, same recipe otherwise: ComParE 3 s 0.680 / 0.639 /
+#: 0.672 (their ensemble 0.685);
 #: emobase instead of ComParE (logmel-egemaps-emobase3s) 0.617 / 0.605 / 0.578, emobase 2 s
 #: windows 0.594 / 0.584 / -, 4 s 0.578 / - / -; the frame descriptors alone
 #: (logmel-egemaps) 0.536 / - / -.
