@@ -143,6 +143,22 @@ fed the backward branch 40-200 padding frames first. Re-run before quoting a sma
   ``--seeds N --presets abaw-full --train-videos 96`` without ``--only-audio-led`` (seeds 0-3,
   one ``--out`` each), ``--presets abaw-full-wide`` on seed 2; the W probe ran this script
   under a wrapper with the same arguments.
+- two more probes of the all-12-AU setting (issue #5; audio-only, 96 x 15, seeds 2 and 3, F1
+  @0.5 then tuned, AU12 / AU25, that seed's all-positive 35.7 / 41.9 and 44.8 / 39.1; after
+  the padding fix, 2.9-3.5 min a run):
+
+  - the audio IN the scanned sequence (``abaw-full-concat``: concat fusion, so x carries the
+    audio as well as the gate and the selection): seed 2 35.2 / 41.6 (tuned 35.7 / 41.9),
+    seed 3 44.3 / 40.2 (44.8 / 41.8): at all-positive, so the guess above (the audio reaches
+    the state only through the visual stream) does not explain it;
+  - BCE instead of ASL (``abaw-fm-hga-agssm``, Table 1 row 4): the model then says "off"
+    (seed 2 12.2 / 13.8, seed 3 41.4 / 30.9) and tuned thresholds give at most +4 (35.6 /
+    45.6, 47.9 / 43.0): not learned either.
+
+  What is left is the loss share (the 30x probe above) or more cue -> onset examples than 96
+  videos hold. Commands: ``--seeds N --presets abaw-full-concat`` and ``--presets
+  abaw-fm-hga-agssm``, each with ``--audio-led-amplitude 0 --train-videos 96 --val-videos 12
+  --epochs 15`` and its own ``--out``.
 
 So the claim "the audio-guided SSM beats the TCN and the plain Mamba on the audio-led AUs" holds
 at 48 training videos for at most one audio-led AU per run (which one: chance of the seed;
@@ -203,6 +219,10 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "fm-hga-asl": ("abaw-fm-hga", {"losses": {"AU": "asl"}}),
     # abaw-full with a 4x wider SSM: whether one delayed link per run is a width limit (issue #5)
     "abaw-full-wide": ("abaw-full", {"d_inner": 64, "d_state": 16}),
+    # Audio IN the sequence the SSM scans (concat fusion), not only in its gate and selection:
+    # whether the state can then hold which cue was heard (issue #5); with its two controls.
+    "abaw-full-concat": ("abaw-full", {"fusion": "concat"}),
+    "hga-concat-mamba-asl": ("abaw-hga-mamba", {"fusion": "concat"}),
 }
 NO_SKILL = "all-positive (no skill)"
 ORACLE = "oracle (on from each cue + lead)"
