@@ -248,6 +248,32 @@ def test_focal_rejects_bad_inputs() -> None:
 # --------------------------------------------------------------------------- BCE / MSE / CCC
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_per_au_weights_scale_each_aus_terms(reduction: str) -> None:
+    """ASL and BCE with ``au_weight``: each AU's terms times its weight, the mean still over
+    the valid entries (float64 reference); weights of 1 change nothing."""
+    x, y, valid = multilabel_batch((3, 5, 12), seed=5)
+    w = torch.linspace(0.0, 3.0, 12, dtype=F64)
+    cfg = ASL_CONFIGS[0]
+    (va, ga), (vb, gb) = both_grads(
+        lambda x_: asymmetric_loss(x_, y, valid, **cfg, au_weight=w, reduction=reduction),
+        lambda x_: reduce_ref(asl_reference(x_, y, valid.to(F64), **cfg, clip=1e-8,
+                                            reduction="none") * w, valid.to(F64), reduction),
+        x,
+    )
+    torch.testing.assert_close(va, vb, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(ga[0], gb[0], rtol=1e-9, atol=1e-12)
+    bce = masked_bce_with_logits(x, y, valid, au_weight=w, reduction=reduction)
+    bce_ref = reduce_ref(F.binary_cross_entropy_with_logits(x, y, reduction="none") * w,
+                         valid.to(F64), reduction)
+    torch.testing.assert_close(bce, bce_ref)
+    ones = torch.ones(12, dtype=F64)
+    torch.testing.assert_close(asymmetric_loss(x, y, valid, au_weight=ones, reduction=reduction),
+                               asymmetric_loss(x, y, valid, reduction=reduction))
+    with pytest.raises(ValueError, match=r"au_weight: expected shape \(12,\)"):
+        asymmetric_loss(x, y, valid, au_weight=torch.ones(3, dtype=F64))
+
+
 def test_masked_bce_matches_torch_with_pos_weight() -> None:
     x, y, valid = multilabel_batch((3, 5, 12), seed=11)
     pw = torch.linspace(1.0, 5.0, 12, dtype=F64)

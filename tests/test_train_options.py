@@ -190,3 +190,43 @@ def test_auto_rule_matches_which_presets_leave_parameters_without_gradient(name)
     sum(y.nan_to_num().sum() for y in outputs.values()).backward()
     unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert find_unused_parameters(None, model.config) == bool(unused), unused
+
+
+# -- per-AU loss weights ---------------------------------------------------------------------------
+
+
+class ModuleGrabber(L.Callback):
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.module = pl_module
+
+
+def test_au_loss_weights_reach_the_au_loss_in_label_order(synth, tmp_path):
+    """``au_loss_weights`` become the AU loss's per-AU weights (missing AUs: 1), stored with
+    the run so a resume rebuilds them; all-zero weights leave nothing to learn."""
+    from wildaffect.labels import AU_NAMES
+
+    torch.set_num_threads(1)
+    grab = ModuleGrabber()
+    train(config(synth, tmp_path / "w", max_steps=1, au_loss_weights={"AU12": 3.0, "AU25": 0}),
+          callbacks=[grab])
+    expected = [3.0 if au == "AU12" else 0.0 if au == "AU25" else 1.0 for au in AU_NAMES]
+    assert grab.module.losses["AU"].au_weight.tolist() == expected
+    assert grab.module.hparams["loss_options"]["AU"]["au_weight"] == expected
+
+    zero, one = LossRecorder(), LossRecorder()
+    train(config(synth, tmp_path / "z", max_steps=2, au_loss_weights=dict.fromkeys(AU_NAMES, 0)),
+          callbacks=[zero])
+    train(config(synth, tmp_path / "o", max_steps=2), callbacks=[one])
+    assert set(zero.losses.values()) == {0.0} and min(one.losses.values()) > 0
+
+
+def test_au_loss_weights_are_checked_before_training(synth, tmp_path):
+    from wildaffect.train.run import parse_au_weights
+
+    with pytest.raises(WildaffectError, match="unknown AU.*AU99"):
+        config(synth, tmp_path, au_loss_weights={"AU99": 2.0})
+    with pytest.raises(WildaffectError, match="must be >= 0, got AU12=-1"):
+        config(synth, tmp_path, au_loss_weights={"AU12": -1.0})
+    assert parse_au_weights(["au12=3", "AU25=0.5"]) == {"AU12": 3.0, "AU25": 0.5}
+    with pytest.raises(WildaffectError, match="must be a number"):
+        parse_au_weights(["AU12=high"])

@@ -62,6 +62,18 @@ def _reduce(loss: Tensor, valid: Tensor, reduction: str) -> Tensor:
     return loss.sum() / valid.sum().clamp(min=1).to(loss.dtype)
 
 
+def _weighted(loss: Tensor, au_weight: Tensor | None) -> Tensor:
+    """(B, ..., C) terms times a per-AU weight (C,). The mean still divides by the number of
+    valid entries, so weights of 1 change nothing and a weight w counts an AU's entries w
+    times (e.g. to let rare or hard AUs weigh more than the others)."""
+    if au_weight is None:
+        return loss
+    if au_weight.shape != loss.shape[-1:]:
+        raise ValueError(f"au_weight: expected shape ({loss.shape[-1]},), "
+                         f"got {tuple(au_weight.shape)}")
+    return loss * au_weight.to(loss)
+
+
 def _safe_pow(base: Tensor, gamma: float) -> Tensor:
     """``base ** gamma`` for base >= 0 with finite gradients at base == 0 (also for gamma < 1)."""
     positive = base > 0
@@ -82,6 +94,7 @@ def asymmetric_loss(
     margin: float = 0.05,
     clip: float = 1e-8,
     disable_focal_grad: bool = False,
+    au_weight: Tensor | None = None,
     reduction: str = "mean",
 ) -> Tensor:
     """Asymmetric Loss (Ridnik et al., ICCV 2021), the AU loss of seed 002 §4.2.
@@ -96,7 +109,7 @@ def asymmetric_loss(
     |logit|. ``disable_focal_grad`` treats the focusing weights as constants (the ASL
     authors' training script does; it is cheaper). The default False differentiates the
     loss exactly as written, like Lin et al.'s focal loss, and is what the gradient parity
-    test checks.
+    test checks. ``au_weight`` (C,) scales each AU's terms (:func:`_weighted`).
     """
     _same_shape(logits, targets, "logits", "targets")
     valid = _validity(targets, mask, AU_INVALID)
@@ -122,7 +135,7 @@ def asymmetric_loss(
     loss_pos = log_p if w_pos is None else w_pos * log_p
     loss_neg = log_1m_pm if w_neg is None else w_neg * log_1m_pm
     loss = -(y * loss_pos + (1 - y) * loss_neg)
-    return _reduce(loss, valid, reduction)
+    return _reduce(_weighted(loss, au_weight), valid, reduction)
 
 
 # --------------------------------------------------------------------------- focal
@@ -182,15 +195,17 @@ def masked_bce_with_logits(
     mask: Tensor | None = None,
     *,
     pos_weight: Tensor | None = None,
+    au_weight: Tensor | None = None,
     reduction: str = "mean",
 ) -> Tensor:
-    """``F.binary_cross_entropy_with_logits`` over valid entries only. (B, ..., C)."""
+    """``F.binary_cross_entropy_with_logits`` over valid entries only. (B, ..., C).
+    ``au_weight`` (C,) scales each AU's terms (:func:`_weighted`)."""
     _same_shape(logits, targets, "logits", "targets")
     valid = _validity(targets, mask, AU_INVALID)
     y = torch.where(valid, targets, torch.zeros_like(targets)).to(logits.dtype)
     pw = None if pos_weight is None else pos_weight.to(logits)
     loss = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pw, reduction="none")
-    return _reduce(loss, valid, reduction)
+    return _reduce(_weighted(loss, au_weight), valid, reduction)
 
 
 def masked_cross_entropy(

@@ -91,6 +91,9 @@ def train(
         help="Class weights count labelled frames or videos (each video's labels sum to 1).",
     ),
     label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="EXPR targets."),
+    au_weight: list[str] | None = typer.Option(
+        None, "--au-weight", help="AU loss weight of one AU, AU=W (repeat), e.g. AU12=3.",
+    ),
     grad_clip: float = typer.Option(1.0, "--grad-clip", help="Gradient norm clip (0 = off)."),
     frame_step: int = typer.Option(
         1, "--frame-step", min=1, help="Clips read every s-th frame, s from 1..N (seed 003 ¶5).",
@@ -116,7 +119,7 @@ def train(
 ) -> None:
     """Train a preset on cached features; inputs are checked before training starts."""
     from wildaffect.train.config import TrainConfig
-    from wildaffect.train.run import parse_override
+    from wildaffect.train.run import parse_au_weights, parse_override
     from wildaffect.train.run import train as run_train
 
     overrides = dict(parse_override(item) for item in override or [])
@@ -132,7 +135,7 @@ def train(
         num_nodes=num_nodes, checkpoint_every_n_steps=checkpoint_every, balanced=balanced,
         group_by_length=group_by_length,
         class_weight_power=class_weight_power, class_count_unit=class_count_unit,
-        label_smoothing=label_smoothing,
+        label_smoothing=label_smoothing, au_loss_weights=parse_au_weights(au_weight or []),
         grad_clip=grad_clip, frame_step=frame_step,
         audio_mask=parse_override(f"audio_mask={audio_mask}")[1] if audio_mask else None,
         curriculum_epochs=curriculum_epochs, find_unused_parameters=find_unused,

@@ -34,6 +34,8 @@ class TrainConfig:
     # Tasks to train; None: the preset's. A task without a loss in the preset gets its default.
     tasks: tuple[str, ...] | None = None
     task_weights: dict[str, float] = field(default_factory=dict)  # missing task: weight 1
+    # AU loss: per-AU weights of its terms by AU name (missing AU: weight 1), e.g. {"AU12": 3}.
+    au_loss_weights: dict[str, float] = field(default_factory=dict)
     model_overrides: dict[str, Any] = field(default_factory=dict)
     # Optimiser and schedule.
     epochs: int = 30
@@ -126,6 +128,16 @@ class TrainConfig:
             problems.append(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if self.group_by_length and (self.balanced or self.devices * self.num_nodes > 1):
             problems.append("group_by_length works with one process and without balanced")
+        from wildaffect.labels import AU_NAMES
+
+        unknown_aus = sorted(set(self.au_loss_weights) - set(AU_NAMES))
+        if unknown_aus:
+            problems.append(f"au_loss_weights names unknown AU(s) {', '.join(unknown_aus)}; "
+                            f"valid: {', '.join(AU_NAMES)}")
+        negative = sorted(au for au, w in self.au_loss_weights.items() if not w >= 0)
+        if negative:
+            problems.append(f"au_loss_weights must be >= 0, got {negative[0]}="
+                            f"{self.au_loss_weights[negative[0]]}")
         if self.curriculum_epochs < 0:
             problems.append(f"curriculum_epochs must be >= 0, got {self.curriculum_epochs}")
         if self.curriculum_epochs and self.group_by_length:

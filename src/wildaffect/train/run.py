@@ -62,6 +62,18 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def parse_au_weights(items: list[str]) -> dict[str, float]:
+    """``["AU12=3", "AU25=3"]`` -> ``{"AU12": 3.0, "AU25": 3.0}`` (``--au-weight``); names are
+    checked by :class:`TrainConfig`."""
+    weights = {}
+    for item in items:
+        key, value = parse_override(item)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise WildaffectError(f"--au-weight {item!r}: the weight must be a number (AU12=3)")
+        weights[key.upper()] = float(value)
+    return weights
+
+
 def resolve_model_config(config: TrainConfig, shapes: dict[str, tuple[int, ...]]):
     """The preset with the user's overrides, its input widths taken from the cached features
     (``shapes`` from :meth:`ClipDataset.feature_shapes`) and a loss for every trained task."""
@@ -319,12 +331,19 @@ CLASS_WEIGHT_ARGUMENT = {"ce": "weight", "focal": "alpha", "vnaw": "alpha"}
 
 
 def loss_options(config: TrainConfig, model_config, train_set) -> dict[str, dict[str, Any]]:
-    """Keyword arguments of the EXPR loss from the train config: label smoothing and class
-    weights ``(n_max / n_c) ** class_weight_power`` counted on the training labels."""
+    """Keyword arguments of the losses from the train config: the AU loss's per-AU weights;
+    the EXPR loss's label smoothing and class weights ``(n_max / n_c) ** class_weight_power``
+    counted on the training labels."""
+    from wildaffect.labels import AU_NAMES
     from wildaffect.train.stats import class_weights, expr_class_counts
 
+    result: dict[str, dict[str, Any]] = {}
+    if config.au_loss_weights and Task.AU in model_config.tasks:
+        result[Task.AU.value] = {
+            "au_weight": [float(config.au_loss_weights.get(au, 1.0)) for au in AU_NAMES]
+        }
     if Task.EXPR not in model_config.tasks:
-        return {}
+        return result
     options: dict[str, Any] = {}
     if config.label_smoothing:
         options["label_smoothing"] = config.label_smoothing
@@ -333,7 +352,9 @@ def loss_options(config: TrainConfig, model_config, train_set) -> dict[str, dict
         counts = expr_class_counts(train_set, config.class_count_unit)
         weights = class_weights(counts, config.class_weight_power)
         options[CLASS_WEIGHT_ARGUMENT[name]] = [float(w) for w in weights]
-    return {Task.EXPR.value: options} if options else {}
+    if options:
+        result[Task.EXPR.value] = options
+    return result
 
 
 def _load(path: str | Path) -> dict[str, Any]:
