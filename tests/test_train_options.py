@@ -230,3 +230,73 @@ def test_au_loss_weights_are_checked_before_training(synth, tmp_path):
     assert parse_au_weights(["au12=3", "AU25=0.5"]) == {"AU12": 3.0, "AU25": 0.5}
     with pytest.raises(WildaffectError, match="must be a number"):
         parse_au_weights(["AU12=high"])
+
+
+# -- fine-tuning from another run (init_from) -------------------------------------------------------
+
+
+def _model_weights(path) -> dict[str, torch.Tensor]:
+    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+
+
+class StartWeights(L.Callback):
+    """The model's weights when fitting starts (after any init_from)."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.weights = {k: v.clone() for k, v in pl_module.model.state_dict().items()}
+
+
+def test_init_from_starts_a_new_task_from_a_trained_run(synth, tmp_path):
+    """An AU run's weights start an AU + EXPR run: every shared weight is the source's final
+    one when fitting starts, the EXPR head (not in the source) keeps its fresh init and is
+    named in a warning, and the new run's own steps start at 1 (a new optimiser and
+    schedule, not a resume)."""
+    torch.set_num_threads(1)
+    train(config(synth, tmp_path / "au", max_steps=2, tasks=("AU",)))
+    source = _model_weights(tmp_path / "au" / "final.ckpt")
+    start, losses = StartWeights(), LossRecorder()
+    with pytest.warns(UserWarning, match=r"keep their fresh initialisation: .*heads\.EXPR"):
+        train(config(synth, tmp_path / "ft", max_steps=2, tasks=("AU", "EXPR"),
+                     init_from=str(tmp_path / "au")), callbacks=[start, losses])
+    shared = [k for k in start.weights if k in source]
+    fresh = [k for k in start.weights if k not in source]
+    assert len(shared) > 20 and fresh and all(k.startswith("heads.heads.EXPR") for k in fresh)
+    assert all(torch.equal(start.weights[k], source[k]) for k in shared)
+    assert sorted(losses.losses) == [1, 2]
+    scratch = StartWeights()
+    train(config(synth, tmp_path / "scratch", max_steps=1, tasks=("AU", "EXPR"), seed=5),
+          callbacks=[scratch])
+    assert not all(torch.equal(scratch.weights[k], source[k]) for k in shared)
+
+
+def test_init_from_refuses_another_architecture_or_a_missing_checkpoint(synth, tmp_path):
+    from wildaffect.errors import InputError
+
+    torch.set_num_threads(1)
+    train(config(synth, tmp_path / "src", max_steps=1, tasks=("AU",)))
+    wider = config(synth, tmp_path / "wide", max_steps=1, tasks=("AU",),
+                   init_from=str(tmp_path / "src" / "final.ckpt"),
+                   model_overrides={**TINY, "d_model": 24})
+    with pytest.raises(InputError, match=r"final\.ckpt: cannot initialise .* differ in shape"):
+        train(wider)
+    assert not (tmp_path / "wide" / "checkpoints").exists()
+    with pytest.raises(WildaffectError, match=r"empty.final\.ckpt: checkpoint not found"):
+        (tmp_path / "empty").mkdir()
+        train(config(synth, tmp_path / "x", max_steps=1, init_from=str(tmp_path / "empty")))
+
+
+def test_cli_init_from_a_file_that_is_no_checkpoint_is_one_line(synth, tmp_path):
+    import subprocess
+
+    bogus = tmp_path / "notes.ckpt"
+    bogus.write_text("not a checkpoint\n")
+    result = subprocess.run([
+        sys.executable, "-m", "wildaffect.cli", "train", "--data", str(synth.root),
+        "--cache", str(synth.cache_dir), "--out", str(tmp_path / "run"),
+        "--init-from", str(bogus), "--max-steps", "1", "--batch-size", "4",
+        "--clip-len", str(CLIP), "--no-progress", *[f"--set={k}={v}" for k, v in TINY.items()],
+    ], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if "notes.ckpt" in line]
+    assert len(lines) == 1 and "not a readable checkpoint" in lines[0], result.stderr[-2000:]

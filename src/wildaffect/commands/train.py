@@ -74,6 +74,11 @@ def train(
     resume: Path | None = typer.Option(
         None, "--resume", help="Continue exactly from RUN/checkpoints/last.ckpt (same options)."
     ),
+    init_from: Path | None = typer.Option(
+        None, "--init-from",
+        help="Start from the weights of another run (its folder or a .ckpt): fine-tuning; "
+        "optimiser and schedule start fresh.",
+    ),
     checkpoint_every: int = typer.Option(
         0, "--checkpoint-every", help="Also refresh last.ckpt every N steps (mid-epoch resume)."
     ),
@@ -139,6 +144,7 @@ def train(
         grad_clip=grad_clip, frame_step=frame_step,
         audio_mask=parse_override(f"audio_mask={audio_mask}")[1] if audio_mask else None,
         curriculum_epochs=curriculum_epochs, find_unused_parameters=find_unused,
+        init_from=str(init_from) if init_from else None,
         progress_bar=progress,
     )
     result = run_train(config, resume=resume)

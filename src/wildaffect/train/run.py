@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +185,36 @@ def check_resume(checkpoint_path: str | Path, model_config) -> Path:
     return path
 
 
+def load_initial_weights(model, source: str | Path) -> list[str]:
+    """Copy the model weights of a checkpoint (or of a run folder's final.ckpt) into ``model``
+    for fine-tuning; -> the names of the parameters and buffers the checkpoint lacks (they keep
+    their fresh initialisation, e.g. the head of a task the checkpoint was not trained on).
+
+    Every entry both hold must agree in shape (another preset or width is an error, not a
+    silent partial load), and at least one must be shared.
+    """
+    path = Path(source)
+    if path.is_dir():
+        path = path / FINAL_CHECKPOINT
+    data = _load(path)
+    if "model_config" not in data.get("hyper_parameters", {}) or "state_dict" not in data:
+        raise InputError(path, "not a wildaffect training checkpoint (no model_config)")
+    prefix = "model."
+    theirs = {k[len(prefix):]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
+    ours = model.state_dict()
+    mismatched = [f"{k} {tuple(theirs[k].shape)} vs {tuple(v.shape)}"
+                  for k, v in ours.items() if k in theirs and theirs[k].shape != v.shape]
+    if mismatched:
+        raise InputError(path, f"cannot initialise this model from it: {len(mismatched)} "
+                         f"weight(s) differ in shape, e.g. {mismatched[0]} (another preset or "
+                         "width?)")
+    shared = {k: v for k, v in theirs.items() if k in ours}
+    if not shared:
+        raise InputError(path, "shares no weights with this model (another preset?)")
+    model.load_state_dict(shared, strict=False)
+    return sorted(k for k in ours if k not in shared)
+
+
 def _resume_version(resume_path: Path | None) -> str:
     if resume_path is None:
         return ""
@@ -200,7 +231,8 @@ def train(
 
     ``resume``: a checkpoint of the same run (``RUN/checkpoints/last.ckpt``) to continue from
     exactly (weights, optimiser, LR schedule, loop counters, data order and RNG states; see
-    :mod:`wildaffect.train.resume`). ``callbacks``: extra Lightning callbacks.
+    :mod:`wildaffect.train.resume`); it takes precedence over ``config.init_from``, which only
+    starts a new run from another run's weights. ``callbacks``: extra Lightning callbacks.
     """
     import lightning as L
     import torch
@@ -269,6 +301,12 @@ def train(
     if model_config.input_norm and resume_path is None:  # a resumed run restores the buffers
         stats = {k: torch.from_numpy(v) for k, v in input_stats(train_set).items()}
         module.model.set_input_stats(**stats)
+    if config.init_from and resume_path is None:  # a resumed run restores its own weights
+        fresh = load_initial_weights(module.model, config.init_from)
+        if fresh:
+            warnings.warn(f"init_from {config.init_from}: {len(fresh)} weight(s) not in the "
+                          f"checkpoint keep their fresh initialisation: {', '.join(fresh[:5])}"
+                          + (" ..." if len(fresh) > 5 else ""), stacklevel=2)
     if resume_path is None or not (run_dir / CONFIG_FILE).is_file():
         atomic_write_text(run_dir / CONFIG_FILE, json.dumps(
             {"train_config": config.to_dict(), "model_config": model_config.to_dict(),
