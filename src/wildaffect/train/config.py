@@ -37,8 +37,9 @@ class TrainConfig:
     # AU loss: per-AU weights of its terms by AU name (missing AU: weight 1), e.g. {"AU12": 3}.
     au_loss_weights: dict[str, float] = field(default_factory=dict)
     model_overrides: dict[str, Any] = field(default_factory=dict)
-    # Fine-tuning: a checkpoint (or a run folder: its final.ckpt) whose model weights start
-    # this run; optimiser, schedule and epochs start fresh (train/run.py load_initial_weights).
+    # Fine-tuning: a checkpoint (or a run folder: its final.ckpt) whose model weights (input
+    # statistics included: the weights expect them) start this run; optimiser, schedule and
+    # epochs start fresh (train/run.py load_initial_weights).
     init_from: str | None = None
     # Optimiser and schedule.
     epochs: int = 30

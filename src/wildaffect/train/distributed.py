@@ -68,7 +68,8 @@ def state_checksum(state: dict[str, torch.Tensor]) -> str:
 
 
 class RankReport(L.Callback):
-    """Every rank writes ``rank<r>.json`` (checksum, step, last train loss) when fit ends."""
+    """Every rank writes ``rank<r>.json`` (checksum, step, last train loss, last validation
+    metrics) when fit ends."""
 
     def __init__(self, run_dir: str | Path) -> None:
         self.folder = Path(run_dir) / RANKS_DIR
@@ -82,6 +83,9 @@ class RankReport(L.Callback):
             "global_step": trainer.global_step,
             "state_sha256": state_checksum(pl_module.state_dict()),
             "train_loss": None if loss is None else float(loss),
+            # The last validation (each rank scores every video, train/module.py).
+            "val_metrics": dict(getattr(pl_module, "val_metrics", {})),
+            "val_frames": dict(getattr(pl_module, "val_frames", {})),
         }
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.folder / f"rank{trainer.global_rank}.json",

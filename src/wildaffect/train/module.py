@@ -22,6 +22,8 @@ from wildaffect.train.optim import build_optimizer, build_scheduler
 
 #: The metric ModelCheckpoint keeps the best of: the sum of the task scores (ABAW's MTL P).
 MONITOR = "val/score"
+#: One video's validation frames: predictions, targets and label masks.
+ValFrames = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class AffectModule(L.LightningModule):
@@ -50,8 +52,10 @@ class AffectModule(L.LightningModule):
                                  **(loss_options or {}).get(t.value, {})) for t in self.tasks}
         )
         self.steps_per_epoch = steps_per_epoch
-        self._val_outputs: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        # task -> video -> (pred, target, mask) of its valid frames, for one validation epoch
+        self._val_outputs: dict[str, dict[str, ValFrames]] = {}
         self.val_metrics: dict[str, float] = {}
+        self.val_frames: dict[str, int] = {}  # task -> frames the last validation scored
         self.best_val_metrics: dict[str, float] = {}
 
     def forward(self, batch: dict[str, Any]) -> dict[Task, Tensor]:
@@ -88,27 +92,44 @@ class AffectModule(L.LightningModule):
     # -- validation: gather every valid frame, score once per epoch ---------------------------
 
     def on_validation_epoch_start(self) -> None:
-        self._val_outputs = {t.value: [] for t in self.tasks}
+        self._val_outputs = {t.value: {} for t in self.tasks}
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         probs = to_probabilities(self(batch))
         frames = batch["valid_mask"]  # (B, L)
         for task in self.tasks:
             key = task.value
-            pred = probs[task].float()[frames].cpu().numpy()
-            target = batch["labels"][key][frames].cpu().numpy()
-            mask = batch["label_mask"][key][frames].cpu().numpy()
-            self._val_outputs[key].append((pred, target, mask))
+            for i, video in enumerate(batch["video"]):  # a batch holds whole videos
+                pred = probs[task][i].float()[frames[i]].cpu().numpy()
+                target = batch["labels"][key][i][frames[i]].cpu().numpy()
+                mask = batch["label_mask"][key][i][frames[i]].cpu().numpy()
+                self._val_outputs[key][video] = (pred, target, mask)
+
+    def gathered_val_outputs(self) -> dict[str, dict[str, ValFrames]]:
+        """Every rank's validation frames, each video once: DDP's DistributedSampler gives
+        each rank a share of the videos and repeats some to even the shares, and F1 / CCC are
+        not means of per-rank scores, so every rank scores the whole set itself."""
+        if self.trainer.world_size == 1:
+            return self._val_outputs
+        shares: list[Any] = [None] * self.trainer.world_size
+        torch.distributed.all_gather_object(shares, self._val_outputs)
+        merged: dict[str, dict[str, ValFrames]] = {key: {} for key in self._val_outputs}
+        for share in shares:
+            for key, videos in share.items():
+                merged[key].update(videos)  # a repeated video: the same frames again
+        return merged
 
     def on_validation_epoch_end(self) -> None:
         from wildaffect.metrics import au_f1, expr_f1, va_score
 
         metrics: dict[str, float] = {}
         scores = []
-        for key, parts in self._val_outputs.items():
-            if not parts:
+        for key, videos in self.gathered_val_outputs().items():
+            if not videos:
                 continue
+            parts = [videos[video] for video in sorted(videos)]
             pred, target, mask = (np.concatenate(x) for x in zip(*parts))
+            self.val_frames[key] = len(pred)
             if key == Task.AU.value:
                 score = au_f1(target, pred, valid=mask)
                 metrics["val/AU_f1"] = score.mean
@@ -127,6 +148,8 @@ class AffectModule(L.LightningModule):
                 scores.append(score.mean)
         if scores:
             metrics[MONITOR] = float(sum(scores))
+            # Every rank computed the same numbers (gathered_val_outputs); sync_dist keeps
+            # the logged values bit-identical across ranks all the same.
             self.log(MONITOR, metrics[MONITOR], prog_bar=True, sync_dist=True)
             self.log_dict({k: v for k, v in metrics.items() if k != MONITOR}, sync_dist=True)
         self.val_metrics = metrics
