@@ -236,11 +236,15 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
 NO_SKILL = "all-positive (no skill)"
 ORACLE = "oracle (on from each cue + lead)"
 VISUAL_AUS = tuple(au for au in AU_NAMES if au not in AUDIO_LED_AUS)
+PRETRAIN_SUFFIX = "-pretrain"  # run folder of a row's first stage (--pretrain-audio-led-epochs)
 TUNED = " tuned"  # suffix of a column scored at thresholds tuned on the validation split
 #: Columns: mean F1 over all / the visual AUs, then each audio-led AU at 0.5 and tuned.
 COLUMNS = ("mean", "visual", *AUDIO_LED_AUS, *(au + TUNED for au in AUDIO_LED_AUS))
 #: With --only-audio-led the visual AUs are not trained: only the audio-led columns mean anything.
 AUDIO_LED_COLUMNS = COLUMNS[2:]
+STAGE1 = " stage 1"  # suffix of a column scored on the first stage's weights (at 0.5)
+#: With --pretrain-audio-led-epochs: the audio-led AUs after the first stage too.
+STAGE1_COLUMNS = tuple(au + STAGE1 for au in AUDIO_LED_AUS)
 
 
 def f1_columns(per_au: dict[str, float], tuned: dict[str, float] | None = None
@@ -300,31 +304,47 @@ def oracle_f1(labels: list[np.ndarray], lead: int) -> dict[str, float]:
     return result
 
 
-def run_row(base: TrainConfig, row: str, run_dir: Path
-            ) -> tuple[dict[str, float], dict[str, float], float]:
-    """Train (resuming a killed run) and evaluate one row at 0.5 and at thresholds tuned on
-    validation; -> per-AU F1 (percent) at each, and the training minutes (NaN when an earlier
+def train_row(base: TrainConfig, row: str, run_dir: Path) -> float:
+    """Train one row into ``run_dir`` (resuming a killed run); -> minutes (NaN when an earlier
     invocation trained it)."""
-    metrics_path = run_dir / "eval" / SPLITS[1] / METRICS_FILE
-    tuned_path = run_dir / "eval_tuned" / METRICS_FILE
-    minutes = float("nan")
-    if not (run_dir / "final.ckpt").is_file():
-        preset, overrides = ROWS[row]
-        config = replace(base, preset=preset, out_dir=str(run_dir), tasks=("AU",),
-                         model_overrides={**base.model_overrides, **overrides})
-        last = run_dir / CHECKPOINT_DIR / "last.ckpt"
-        start = time.perf_counter()
-        train(config, resume=last if last.is_file() else None)
-        minutes = (time.perf_counter() - start) / 60
-    if not metrics_path.is_file():  # at 0.5: no thresholds stored with the run yet
-        (run_dir / THRESHOLDS_FILE).unlink(missing_ok=True)
-        evaluate_run(run_dir, base.data_dir, base.cache_dir, checkpoint=run_dir / "final.ckpt")
-    if not tuned_path.is_file():
+    if (run_dir / "final.ckpt").is_file():
+        return float("nan")
+    preset, overrides = ROWS[row]
+    config = replace(base, preset=preset, out_dir=str(run_dir), tasks=("AU",),
+                     model_overrides={**base.model_overrides, **overrides})
+    last = run_dir / CHECKPOINT_DIR / "last.ckpt"
+    start = time.perf_counter()
+    train(config, resume=last if last.is_file() else None)
+    return (time.perf_counter() - start) / 60
+
+
+def evaluate_row(run_dir: Path, base: TrainConfig, tune: bool) -> dict[str, float]:
+    """Per-AU F1 (percent) of a trained row's final weights on the validation split, at 0.5
+    or at per-AU thresholds tuned there (each written once, then read back)."""
+    out = run_dir / ("eval_tuned" if tune else Path("eval") / SPLITS[1])
+    if not (out / METRICS_FILE).is_file():
+        if not tune:  # at 0.5: no thresholds stored with the run yet
+            (run_dir / THRESHOLDS_FILE).unlink(missing_ok=True)
         evaluate_run(run_dir, base.data_dir, base.cache_dir, checkpoint=run_dir / "final.ckpt",
-                     tune_thresholds=True, out_dir=tuned_path.parent)
-    scores = [json.loads(path.read_text()) for path in (metrics_path, tuned_path)]
-    default, tuned = ({au: 100.0 * m[f"au_f1_{au}"] for au in AU_NAMES} for m in scores)
-    return default, tuned, minutes
+                     tune_thresholds=tune, out_dir=out if tune else None)
+    metrics = json.loads((out / METRICS_FILE).read_text())
+    return {au: 100.0 * metrics[f"au_f1_{au}"] for au in AU_NAMES}
+
+
+def run_row(base: TrainConfig, row: str, run_dir: Path, pretrain: TrainConfig | None = None
+            ) -> tuple[dict[str, float], dict[str, float], float, dict[str, float]]:
+    """Train and evaluate one row at 0.5 and at thresholds tuned on validation; -> per-AU F1
+    (percent) at each, the training minutes, and the first stage's F1 at 0.5 (empty without
+    one). ``pretrain``: first train the row with this config (the audio-led labels only)
+    into ``run_dir``-pretrain, then start the second stage from its weights."""
+    minutes, stage1 = 0.0, {}
+    if pretrain is not None:
+        first = run_dir.with_name(run_dir.name + PRETRAIN_SUFFIX)
+        minutes += train_row(pretrain, row, first)
+        stage1 = evaluate_row(first, pretrain, tune=False)
+        base = replace(base, init_from=str(first))
+    minutes += train_row(base, row, run_dir)
+    return evaluate_row(run_dir, base, False), evaluate_row(run_dir, base, True), minutes, stage1
 
 
 def markdown(results: pd.DataFrame, rows: list[str], columns: tuple[str, ...]) -> str:
@@ -333,7 +353,8 @@ def markdown(results: pd.DataFrame, rows: list[str], columns: tuple[str, ...]) -
     stats = results.groupby("row")[[*columns, "minutes"]].agg(["mean", "std"])
     names = {"mean": "mean F1 (12 AUs)", "visual": "visual AUs (10)",
              **{au: f"{au} @0.5" for au in AUDIO_LED_AUS},
-             **{au + TUNED: f"{au} tuned" for au in AUDIO_LED_AUS}}
+             **{au + TUNED: f"{au} tuned" for au in AUDIO_LED_AUS},
+             **{au + STAGE1: f"{au} after stage 1" for au in AUDIO_LED_AUS}}
     header = "| row | " + " | ".join(names[col] for col in columns) + " | min/run |"
     lines = [f"mean +- SD over {n_seeds} seed(s), F1 %, validation split (tuned: per-AU "
              "thresholds tuned on that same split, optimistic)", "", header,
@@ -350,6 +371,28 @@ def markdown(results: pd.DataFrame, rows: list[str], columns: tuple[str, ...]) -
             cells.append(f"{mean:.1f}" + ("" if np.isnan(sd) else f" +- {sd:.1f}"))
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def synthetic_data(args: argparse.Namespace, data: Path, seed: int,
+                   label_aus: tuple[str, ...]) -> Path:
+    """Write (or check that an earlier run wrote the same) synthetic dataset at ``data``."""
+    if not data.exists():
+        make_synthetic_dataset(data, args.train_videos, args.val_videos, args.frames, grid=8,
+                               d_visual=32, d_audio=16, seed=seed,
+                               audio_led_amplitude=args.audio_led_amplitude,
+                               train_label_aus=tuple(label_aus))
+    manifest = json.loads((data / "cache" / MANIFEST).read_text())["synthetic"]
+    if manifest.get("audio_led_amplitude", WEAK_AMPLITUDE) != args.audio_led_amplitude:
+        raise SystemExit(f"{data} was written with another --audio-led-amplitude")
+    if manifest.get("train_label_aus", list(AU_NAMES)) != list(label_aus):
+        raise SystemExit(f"{data} was written with the training labels of "
+                         f"{manifest.get('train_label_aus')}, not {list(label_aus)}")
+    index = scan_dataset(data, Task.AU)
+    if [len(index.videos(Task.AU, split)) for split in SPLITS[:2]] != [
+        args.train_videos, args.val_videos
+    ]:
+        raise SystemExit(f"{data} was written with other --train-videos / --val-videos")
+    return data
 
 
 def main() -> None:
@@ -369,6 +412,10 @@ def main() -> None:
     parser.add_argument("--audio-led-weight", type=float, default=1.0, metavar="W",
                         help="AU loss weight of the audio-led AUs' terms (TrainConfig."
                              "au_loss_weights); the other AUs keep 1")
+    parser.add_argument("--pretrain-audio-led-epochs", type=int, default=0, metavar="E",
+                        help="two stages: each row first trains E epochs on the audio-led AUs' "
+                             "labels only, then --epochs on all AUs from those weights "
+                             "(TrainConfig.init_from)")
     parser.add_argument("--train-videos", type=int, default=9)
     parser.add_argument("--val-videos", type=int, default=12)
     parser.add_argument("--frames", type=int, default=600, help="frames per video")
@@ -387,42 +434,40 @@ def main() -> None:
         label_aus = tuple(au for au in AUDIO_LED_AUS if au in args.train_label_aus)
     else:
         label_aus = AUDIO_LED_AUS if args.only_audio_led else AU_NAMES
+    if args.pretrain_audio_led_epochs and label_aus != AU_NAMES:
+        parser.error("--pretrain-audio-led-epochs trains on all AUs in its second stage: "
+                     "not with --only-audio-led / --train-label-aus")
     columns = COLUMNS if label_aus == AU_NAMES else AUDIO_LED_COLUMNS
+    if args.pretrain_audio_led_epochs:
+        columns += STAGE1_COLUMNS
     records = []
     for seed in args.seeds:
-        data = args.out / f"seed{seed}" / "data"
-        if not data.exists():
-            make_synthetic_dataset(data, args.train_videos, args.val_videos, args.frames, grid=8,
-                                   d_visual=32, d_audio=16, seed=seed,
-                                   audio_led_amplitude=args.audio_led_amplitude,
-                                   train_label_aus=tuple(label_aus))
-        manifest = json.loads((data / "cache" / MANIFEST).read_text())["synthetic"]
-        if manifest.get("audio_led_amplitude", WEAK_AMPLITUDE) != args.audio_led_amplitude:
-            raise SystemExit(f"{data} was written with another --audio-led-amplitude")
-        if manifest.get("train_label_aus", list(AU_NAMES)) != list(label_aus):
-            raise SystemExit(f"{data} was written with the training labels of "
-                             f"{manifest.get('train_label_aus')}, not {list(label_aus)}")
-        index = scan_dataset(data, Task.AU)
-        if [len(index.videos(Task.AU, split)) for split in SPLITS[:2]] != [
-            args.train_videos, args.val_videos
-        ]:
-            raise SystemExit(f"{data} was written with other --train-videos / --val-videos")
+        data = synthetic_data(args, args.out / f"seed{seed}" / "data", seed, label_aus)
         base = TrainConfig(
             data_dir=str(data), cache_dir=str(data / "cache"), model_overrides=TINY,
             epochs=args.epochs, batch_size=args.batch_size, clip_len=args.clip_len,
             clip_stride=args.clip_stride, warmup_epochs=0.5, lr=3e-3, weight_decay=0.0,
             progress_bar=False, seed=seed,
-            au_loss_weights=({au: args.audio_led_weight for au in AUDIO_LED_AUS}
+            au_loss_weights=(dict.fromkeys(AUDIO_LED_AUS, args.audio_led_weight)
                              if args.audio_led_weight != 1.0 else {}),
         )
+        pretrain = None
+        if args.pretrain_audio_led_epochs:
+            # Same seed, so the same videos and features; only the training labels differ.
+            led = synthetic_data(args, args.out / f"seed{seed}" / "data-audio-led", seed,
+                                 AUDIO_LED_AUS)
+            pretrain = replace(base, data_dir=str(led), cache_dir=str(led / "cache"),
+                               epochs=args.pretrain_audio_led_epochs, au_loss_weights={})
         labels = validation_labels(data)
         positive = all_positive_f1(labels)
         records.append({"seed": seed, "row": NO_SKILL, **f1_columns(positive)})
         records.append({"seed": seed, "row": ORACLE, **f1_columns(
             {**{au: float("nan") for au in AU_NAMES}, **oracle_f1(labels, lead)})})
         for row in args.presets:
-            default, tuned, minutes = run_row(base, row, args.out / f"seed{seed}" / "runs" / row)
-            scores = f1_columns(default, tuned)
+            default, tuned, minutes, stage1 = run_row(
+                base, row, args.out / f"seed{seed}" / "runs" / row, pretrain)
+            scores = {**f1_columns(default, tuned),
+                      **{au + STAGE1: stage1[au] for au in AUDIO_LED_AUS if stage1}}
             records.append({"seed": seed, "row": row, "minutes": minutes, **scores})
             print(f"seed {seed} {row} ({minutes:.1f} min): " + ", ".join(
                 f"{k} {scores[k]:.1f}" for k in columns), flush=True)
