@@ -50,10 +50,10 @@ def mha_rows() -> list[tuple[str, float]]:
         for impl in ("sdpa", "reference"):
             module.impl = impl
 
-            def step() -> None:
+            def step(bf16: bool = precision == "bf16") -> None:
                 cast = (
                     torch.autocast("cpu", dtype=torch.bfloat16)
-                    if precision == "bf16"
+                    if bf16
                     else contextlib.nullcontext()
                 )
                 with cast:

@@ -454,6 +454,8 @@ def main() -> None:
     parser.add_argument("--clip-len", type=int, default=256)
     parser.add_argument("--clip-stride", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--weight-decay", type=float, default=0.0,
+                        help="AdamW weight decay (0 in every table above)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -477,8 +479,8 @@ def main() -> None:
         base = TrainConfig(
             data_dir=str(data), cache_dir=str(data / "cache"), model_overrides=TINY,
             epochs=args.epochs, batch_size=args.batch_size, clip_len=args.clip_len,
-            clip_stride=args.clip_stride, warmup_epochs=0.5, lr=3e-3, weight_decay=0.0,
-            progress_bar=False, seed=seed,
+            clip_stride=args.clip_stride, warmup_epochs=0.5, lr=3e-3,
+            weight_decay=args.weight_decay, progress_bar=False, seed=seed,
             au_loss_weights=(dict.fromkeys(AUDIO_LED_AUS, args.audio_led_weight)
                              if args.audio_led_weight != 1.0 else {}),
         )

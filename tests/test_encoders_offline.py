@@ -270,7 +270,7 @@ def test_vectorised_geometry_matches_reference(astronaut) -> None:
                         np.ones(4, bool))  # fmt: skip
     lay = enc.region_layout
     for t, frame in enumerate(frames):
-        for r, (name, indices) in enumerate(enc.regions.items()):
+        for r, indices in enumerate(enc.regions.values()):
             coords, values = region_shape_reference(frame, indices)
             token = tokens[t, r]
             np.testing.assert_allclose(token[lay["geometry"]][: len(coords)], coords, atol=1e-5)

@@ -12,7 +12,7 @@ from wildaffect.labels import Task
 from wildaffect.train.config import TrainConfig
 from wildaffect.train.run import train
 
-TINY = dict(
+TINY = dict(  # noqa: C408
     d_model=32, d_token=16, d_inner=16, n_layers=1, hga_heads=2, xattn_heads=2, d_state=8,
     dropout=0.0,
 )

@@ -18,7 +18,7 @@ SEED003_PRESETS = (
     "expr-vnaw", "clip-tcn-transformer", "maven", "mtl-mae-curriculum",
 )
 
-TINY = dict(
+TINY = dict(  # noqa: C408
     d_visual=16, d_audio=8, d_model=16, d_token=8, d_inner=8, d_state=4, n_layers=1,
     hga_heads=2, xattn_heads=2, transformer_heads=2, xattn_window=2, dropout=0.0,
     tcn_dilations=(1, 2),

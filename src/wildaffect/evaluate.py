@@ -145,7 +145,8 @@ def soft_vote(probs: np.ndarray, window: int) -> np.ndarray:
 
 
 def chunk_starts(n_frames: int, chunk_len: int) -> list[int]:
-    """Window starts covering ``n_frames``: hop ``chunk_len // 2``, last window flush with the end."""
+    """Window starts covering ``n_frames``: hop ``chunk_len // 2``, the last window flush with
+    the end."""
     if n_frames <= chunk_len:
         return [0]
     hop = max(chunk_len // 2, 1)

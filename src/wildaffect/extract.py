@@ -7,7 +7,7 @@ video, one float16 array whose first axis is the record's T frames::
                                         without a face are zeros) or (T, R, D) region tokens
                                         (``mediapipe-regions``)
     features/<audio>/<video>.npy        (T, D): the encoder's 20 ms features averaged over each
-                                        frame's interval (:func:`wildaffect.io.align.pool_to_frames`,
+                                        frame's interval (``wildaffect.io.align.pool_to_frames``,
                                         shifted by the record's ``audio_start_s``). Records with
                                         no audio track (images, silent videos) or audio shorter
                                         than one 25 ms window get zeros.
@@ -400,7 +400,8 @@ def audio_on_frames(
 
 @dataclass
 class ExtractResult:
-    """What happened to one record: feature sets written / already there, notes, or why it failed."""
+    """What happened to one record: feature sets written / already there, notes, or why it
+    failed."""
 
     video: str
     status: Status

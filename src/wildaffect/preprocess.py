@@ -447,7 +447,8 @@ def validate_preprocessed(cache: FeatureCache, video: str) -> dict[str, Any]:
     elif meta["crops"] == "npy":
         shape = cache.read_array(video, CROPS, mmap=True).shape
         if shape[0] != meta["n_frames"]:
-            raise InputError(folder / f"{CROPS}.npy", f"{shape[0]} crops for {meta['n_frames']} frames")
+            raise InputError(folder / f"{CROPS}.npy",
+                             f"{shape[0]} crops for {meta['n_frames']} frames")
     return meta
 
 

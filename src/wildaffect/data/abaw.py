@@ -410,7 +410,8 @@ class DatasetIndex:
     def tasks(self) -> list[Task]:
         return sorted({f.task for f in self.files}, key=list(Task).index)
 
-    def select(self, task: Task | str | None = None, split: str | None = None) -> list[AnnotationFile]:
+    def select(self, task: Task | str | None = None, split: str | None = None
+               ) -> list[AnnotationFile]:
         task = Task(task) if task is not None else None
         return [
             f for f in self.files
@@ -424,7 +425,8 @@ class DatasetIndex:
         for f in self.select(task, split):
             if f.video == video:
                 return f.path
-        raise WildaffectError(f"{self.root}: no {Task(task).value} annotation for {video} in {split}")
+        raise WildaffectError(
+            f"{self.root}: no {Task(task).value} annotation for {video} in {split}")
 
 
 def scan_dataset(root: str | Path, task: Task | str | None = None) -> DatasetIndex:

@@ -89,15 +89,18 @@ def index_videos(
         lengths = {t: vl.n_frames for t, vl in per_task.items()}
         if len(set(lengths.values())) > 1:
             shown = ", ".join(f"{t.value} {n}" for t, n in lengths.items())
-            raise WildaffectError(f"video {video!r}: annotation lengths differ across tasks ({shown})")
+            raise WildaffectError(
+                f"video {video!r}: annotation lengths differ across tasks ({shown})")
         path = paths[video]
         if not cache.has_record(video):
-            raise InputError(path, f"video {video!r} is labelled but has no record in cache {cache.root}")
+            raise InputError(
+                path, f"video {video!r} is labelled but has no record in cache {cache.root}")
         n_frames = annotation.n_frames
         _check_length(cache, visual_encoder, video, n_frames, path)
         audio_video = None
         if audio_encoder is not None:
-            audio_video = video if cache.has_features(audio_encoder, video) else audio_video_name(video)
+            audio_video = (video if cache.has_features(audio_encoder, video)
+                           else audio_video_name(video))
             _check_length(cache, audio_encoder, audio_video, n_frames, path)
         has_face = cache.read_array(video, "has_face", mmap=True)
         if has_face.shape[0] != n_frames:
@@ -109,7 +112,8 @@ def index_videos(
                   for key in streams}  # fmt: skip
         sources.append(VideoSource(video, n_frames, per_task, audio_video, owners))
     if not sources:
-        raise WildaffectError(f"{labels_root}: no {split} videos labelled for {', '.join(t.value for t in tasks)}")
+        names = ", ".join(t.value for t in tasks)
+        raise WildaffectError(f"{labels_root}: no {split} videos labelled for {names}")
     return sources
 
 
@@ -406,7 +410,8 @@ class ClipDataset(_BaseDataset):
             freq[Task.EXPR] = np.maximum(counts, 1) / max(int(counts.sum()), 1)  # (8,)
         return freq
 
-    def balanced_sampler(self, num_samples: int | None = None, seed: int = 0) -> WeightedRandomSampler:
+    def balanced_sampler(self, num_samples: int | None = None, seed: int = 0
+                         ) -> WeightedRandomSampler:
         """A with-replacement sampler drawing clips by :meth:`sample_weights`."""
         generator = torch.Generator().manual_seed(seed)
         return WeightedRandomSampler(

@@ -125,7 +125,8 @@ def _reads_weight_directly(owner_cls: type, leaf: str) -> bool:
 
 
 def _split_targets(host: nn.Module, leaves: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Full names of target Linears: (called as modules -> peft, weight read directly -> parametrize)."""
+    """Full names of target Linears: (called as modules -> peft, weight read directly ->
+    parametrize)."""
     called, direct = [], []
     for name, parent_name, leaf in _attention_linears(host):
         if leaf in leaves:

@@ -358,7 +358,7 @@ class OfflineVisualEncoder:
         self.token_dim = -(-max(sizes) // TOKEN_DIM_MULTIPLE) * TOKEN_DIM_MULTIPLE
         self.token_names = tuple(self.regions) + ((GLOBAL_TOKEN,) if include_global else ())
         # (R, max_points) gather indices and (R, max_bs) blendshape indices, -1 = padding.
-        self._point_index = _padded([idx for idx in self.regions.values()], n_geo // 2)
+        self._point_index = _padded(list(self.regions.values()), n_geo // 2)
         bs_pos = {b: i for i, b in enumerate(self.blendshape_names)}
         self._bs_index = _padded(
             [[bs_pos[b] for b in self.region_blendshapes[n]] for n in self.regions], n_bs

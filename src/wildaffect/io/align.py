@@ -207,7 +207,8 @@ def align_audio_features(
     hop_s: float = AUDIO_HOP_S,
     audio_start_s: float = 0.0,
 ) -> ArrayT:
-    """Audio features (..., Na, D) at ``hop_s`` -> one averaged feature per video frame (..., T, D)."""
+    """Audio features (..., Na, D) at ``hop_s`` -> one averaged feature per video frame
+    (..., T, D)."""
     ranges = frame_audio_ranges(
         frame_times_s, features.shape[-2], hop_s, audio_start_s=audio_start_s
     )

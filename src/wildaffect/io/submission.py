@@ -150,12 +150,14 @@ def _check_predictions(task: Task, video: str, values: np.ndarray) -> np.ndarray
     ints = values.astype(np.int64)
     allowed = (0, 1) if task is Task.AU else tuple(range(len(EXPR_NAMES)))
     if not np.isin(ints, allowed).all():
-        raise ValueError(f"{video}: {task.value} predictions must be in {allowed[0]}..{allowed[-1]}")
+        raise ValueError(
+            f"{video}: {task.value} predictions must be in {allowed[0]}..{allowed[-1]}")
     return ints
 
 
 def _nearest(predicted: np.ndarray, wanted: int) -> int:
-    """Index into sorted ``predicted`` frame numbers of the one nearest ``wanted`` (ties: earlier)."""
+    """Index into sorted ``predicted`` frame numbers of the one nearest ``wanted`` (ties:
+    earlier)."""
     right = int(np.searchsorted(predicted, wanted))
     if right == 0:
         return 0
@@ -197,7 +199,8 @@ def write_submission(
         names[video] = (frame_names[video] if frame_names is not None and video in frame_names
                         else default_frame_names(len(values)))
         if len(names[video]) != len(values):
-            raise ValueError(f"{video}: {len(values)} predictions but {len(names[video])} frame names")
+            raise ValueError(
+                f"{video}: {len(values)} predictions but {len(names[video])} frame names")
         lookup[video] = {name: i for i, name in enumerate(names[video])}
 
     if sample is None:

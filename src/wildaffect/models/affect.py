@@ -36,6 +36,11 @@ from wildaffect.models.layers.temporal import TCN, GRUTemporal, TCNTransformer, 
 EXTRA_STREAMS = {"behaviour": "d_behaviour", "text": "d_text"}
 
 
+def _standardise(x: Tensor, mean: Tensor, std: Tensor, clip: float) -> Tensor:
+    """``(x - mean) / std`` in x's dtype, clipped to +-clip (the model's input normalisation)."""
+    return ((x - mean.to(x.dtype)) / std.to(x.dtype)).clamp(-clip, clip)
+
+
 class _PlainSSM(nn.Module):
     """The plain (not audio-guided) Mamba stack behind the ``forward(x, mask)`` interface."""
 
@@ -216,15 +221,12 @@ class AffectModel(nn.Module):
             if value is None or not hasattr(self, f"{stream}_mean"):
                 continue
             mean, std = getattr(self, f"{stream}_mean"), getattr(self, f"{stream}_std")
-
-            def norm(x: Tensor) -> Tensor:
-                return ((x - mean.to(x.dtype)) / std.to(x.dtype)).clamp(-clip, clip)
-
             present = batch.get("face_mask" if stream == "visual" else "audio_mask")
             if present is None or bool(present.all()):
-                out[stream] = norm(value)
+                out[stream] = _standardise(value, mean, std, clip)
             else:  # only the frames the model reads (speech has no face: most of a clip)
-                out[stream] = value.index_put((present,), norm(value[present]))
+                out[stream] = value.index_put(
+                    (present,), _standardise(value[present], mean, std, clip))
         return out
 
     # -- pieces -------------------------------------------------------------------------------
@@ -240,7 +242,8 @@ class AffectModel(nn.Module):
             )
         if cfg.spatial == "hga":
             # HGA and the pooling are per frame: run them on the face frames only and pool the
-            # learned no-face tokens once (exactly region_pool(hga(...)): tests/test_models_registry.py).
+            # learned no-face tokens once (exactly region_pool(hga(...)):
+            # tests/test_models_registry.py).
             if cfg.visual_input == "grid":
                 tokens = self.hga.face_tokens(visual, batch["landmarks"], face_mask)
             else:

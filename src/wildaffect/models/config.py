@@ -127,7 +127,8 @@ class ModelConfig:
         if self.temporal == "ag_ssm" and self.fusion not in ("asym_xattn", "concat", "none"):
             problems.append("ag_ssm takes its audio from 'asym_xattn', 'concat' or 'none' fusion")
         if self.fusion == "none" and self.d_audio and self.temporal != "ag_ssm":
-            problems.append("audio would be unused: fusion 'none' with audio needs temporal 'ag_ssm'")
+            problems.append(
+                "audio would be unused: fusion 'none' with audio needs temporal 'ag_ssm'")
         if self.fusion == "dual_branch" and self.temporal != "none":
             problems.append("'dual_branch' fusion is its own temporal model: set temporal 'none'")
         if self.modality_temporal not in ("none", *SEQUENCE_TEMPORALS):

@@ -151,7 +151,7 @@ class HGA(nn.Module):
     ) -> Tensor:
         """``patches: (B, T, H, W, D)``, ``landmarks: (B, T, 68, 2)`` in [0, 1] crop
         coordinates, ``face_mask: (B, T)`` bool -> tokens ``(B, T, R, d_out)``."""
-        batch, time, height, width, dim = patches.shape
+        batch, time, _, _, dim = patches.shape  # (B, T, H, W, D)
         if dim != self.d_patch:
             raise ValueError(f"patches have D={dim}, HGA was built for d_patch={self.d_patch}")
         if landmarks.shape[:2] != (batch, time):
@@ -205,7 +205,8 @@ class HGA(nn.Module):
         return self._align(local, tokens, global_ctx)
 
     def _align(self, local: Tensor, keys: Tensor, global_ctx: Tensor) -> Tensor:
-        """``local: (N, R, D)``, ``keys: (N, K, D)``, ``global_ctx: (N, D)`` -> ``(N, R, d_out)``."""
+        """``local: (N, R, D)``, ``keys: (N, K, D)``, ``global_ctx: (N, D)``
+        -> ``(N, R, d_out)``."""
         attended = self.cross_attention(local, keys)  # (N, R, D)
         fused = torch.cat([attended, local, global_ctx[:, None].expand_as(local)], dim=-1)
         return self.fuse(fused)
@@ -232,7 +233,8 @@ class HGA(nn.Module):
 
 
 class RegionPool(nn.Module):
-    """Region tokens -> one frame descriptor for the temporal model: ``(B, T, R, d) -> (B, T, d_model)``.
+    """Region tokens -> one frame descriptor for the temporal model:
+    ``(B, T, R, d) -> (B, T, d_model)``.
 
     ``"flatten"`` keeps which region is which (concatenate, then project), as the paper's
     "stacked" tokens feeding the SSM; ``"attention"`` learns a softmax weight per region

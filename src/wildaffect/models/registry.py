@@ -66,10 +66,10 @@ def create_model(name: str, **overrides: Any):
 
 # -- seed 002, Table 1 ------------------------------------------------------------------------
 
-_FM = dict(
-    visual_encoder="dinov2-large", audio_encoder="wavlm-large",
-    d_visual=DINOV2_LARGE_DIM, d_audio=WAVLM_LARGE_DIM,
-)
+_FM = {
+    "visual_encoder": "dinov2-large", "audio_encoder": "wavlm-large",
+    "d_visual": DINOV2_LARGE_DIM, "d_audio": WAVLM_LARGE_DIM,
+}
 
 
 @register_model

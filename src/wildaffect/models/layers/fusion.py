@@ -47,7 +47,8 @@ class TokenTransformerFusion(nn.Module):
             nn.Linear(4 * d_model, d_model),
         )
 
-    def forward(self, visual: Tensor, audio: Tensor, face_mask: Tensor, audio_mask: Tensor) -> Tensor:
+    def forward(self, visual: Tensor, audio: Tensor, face_mask: Tensor, audio_mask: Tensor
+                ) -> Tensor:
         """``visual, audio: (B, T, D)``, masks ``(B, T)`` -> fused ``(B, T, D)``."""
         batch, length, dim = visual.shape
         tokens = torch.stack([visual, audio], dim=2) + self.modality  # (B, T, 2, D)
@@ -84,7 +85,8 @@ class DualBranchFusion(nn.Module):
             d_model, d_model, d_model, xattn_heads, None, dropout
         )
 
-    def forward(self, visual: Tensor, audio: Tensor, face_mask: Tensor, audio_mask: Tensor) -> Tensor:
+    def forward(self, visual: Tensor, audio: Tensor, face_mask: Tensor, audio_mask: Tensor
+                ) -> Tensor:
         """``visual, audio: (B, T, D)``, masks ``(B, T)`` -> fused ``(B, T, D)``."""
         v = self.visual_branch(visual, face_mask)
         a = self.audio_branch(audio, audio_mask)
