@@ -241,6 +241,7 @@ from wildaffect.data.synth import (
     make_synthetic_dataset,
 )
 from wildaffect.evaluate import METRICS_FILE, THRESHOLDS_FILE, evaluate_run
+from wildaffect.io.atomic import atomic_write_text
 from wildaffect.labels import AU_NAMES, SPLITS, Task
 from wildaffect.models.registry import TABLE1_PRESETS
 from wildaffect.train.config import TrainConfig
@@ -267,6 +268,7 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
 NO_SKILL = "all-positive (no skill)"
 ORACLE = "oracle (on from each cue + lead)"
 VISUAL_AUS = tuple(au for au in AU_NAMES if au not in AUDIO_LED_AUS)
+MINUTES_FILE = "train_minutes.txt"  # a row's training minutes, for a later invocation
 PRETRAIN_SUFFIX = "-pretrain"  # run folder of a row's first stage (--pretrain-audio-led-epochs)
 TUNED = " tuned"  # suffix of a column scored at thresholds tuned on the validation split
 #: Columns: mean F1 over all / the visual AUs, then each audio-led AU at 0.5 and tuned.
@@ -336,17 +338,20 @@ def oracle_f1(labels: list[np.ndarray], lead: int) -> dict[str, float]:
 
 
 def train_row(base: TrainConfig, row: str, run_dir: Path) -> float:
-    """Train one row into ``run_dir`` (resuming a killed run); -> minutes (NaN when an earlier
-    invocation trained it)."""
+    """Train one row into ``run_dir`` (resuming a killed run); -> its training minutes (those
+    an earlier invocation recorded when it trained the row, NaN if none were)."""
     if (run_dir / "final.ckpt").is_file():
-        return float("nan")
+        recorded = run_dir / MINUTES_FILE
+        return float(recorded.read_text()) if recorded.is_file() else float("nan")
     preset, overrides = ROWS[row]
     config = replace(base, preset=preset, out_dir=str(run_dir), tasks=("AU",),
                      model_overrides={**base.model_overrides, **overrides})
     last = run_dir / CHECKPOINT_DIR / "last.ckpt"
     start = time.perf_counter()
     train(config, resume=last if last.is_file() else None)
-    return (time.perf_counter() - start) / 60
+    minutes = (time.perf_counter() - start) / 60  # of this invocation only, after a resume
+    atomic_write_text(run_dir / MINUTES_FILE, f"{minutes:.3f}\n")
+    return minutes
 
 
 def evaluate_row(run_dir: Path, base: TrainConfig, tune: bool) -> dict[str, float]:
